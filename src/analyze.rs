@@ -1,0 +1,143 @@
+//! The image-level core shared by every command: detect → align → classify on a batch of frames.
+
+use crate::align::{align_face, Chip};
+use crate::classify::{AgeGender, AgeGenderModel, OnnxAgeGender};
+use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
+use crate::error::{Error, Result};
+use crate::image::BgrImage;
+use crate::models::{Manifest, ModelStore, Role};
+use crate::runtime::SessionOptions;
+
+/// One face with its chip and one estimate per classifier (in `Analyzer::classifier_names` order).
+#[derive(Clone, Debug)]
+pub struct AnalyzedFace {
+    pub face: Face,
+    pub chip: Chip,
+    pub estimates: Vec<AgeGender>,
+}
+
+pub struct Analyzer {
+    pub detector: Box<dyn Detector>,
+    pub classifiers: Vec<Box<dyn AgeGenderModel>>,
+    /// Hashes of every model in use, `(name, sha256)`, for the run's records.
+    pub model_hashes: Vec<(String, String)>,
+    /// Requested optional models that are not installed (reported once by the caller).
+    pub missing_optional: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelChoice {
+    pub detector: String,
+    /// Age/gender models to run; `None` = every default one that is installed.
+    pub classifiers: Option<Vec<String>>,
+}
+
+impl Default for ModelChoice {
+    fn default() -> Self {
+        ModelChoice {
+            detector: "retinaface_mnet025".into(),
+            classifiers: None,
+        }
+    }
+}
+
+impl Analyzer {
+    pub fn open(
+        manifest: &Manifest,
+        store: &ModelStore,
+        choice: &ModelChoice,
+        detect: DetectOptions,
+        session: SessionOptions,
+    ) -> Result<Analyzer> {
+        let det_spec = manifest.get(&choice.detector)?;
+        if det_spec.role != Role::Detector {
+            return Err(Error::Invalid(format!(
+                "'{}' is not a detector",
+                choice.detector
+            )));
+        }
+        let det_path = store.verified_path(det_spec)?;
+        let mut model_hashes = vec![(
+            det_spec.name.clone(),
+            crate::models::store::sha256_file(&det_path)?,
+        )];
+        let detector = Box::new(OnnxDetector::open(det_spec, &det_path, detect, session)?);
+        let (names, explicit): (Vec<String>, bool) = match &choice.classifiers {
+            Some(list) => (list.clone(), true),
+            None => (
+                manifest
+                    .by_role(Role::AgeGender)
+                    .filter(|m| m.default)
+                    .map(|m| m.name.clone())
+                    .collect(),
+                false,
+            ),
+        };
+        let mut classifiers: Vec<Box<dyn AgeGenderModel>> = Vec::new();
+        let mut missing_optional = Vec::new();
+        for name in names {
+            let spec = manifest.get(&name)?;
+            if spec.role != Role::AgeGender {
+                return Err(Error::Invalid(format!(
+                    "'{name}' is not an age/gender model"
+                )));
+            }
+            let path = store.path_of(spec);
+            if !path.exists() && spec.optional && !explicit {
+                missing_optional.push(name);
+                continue;
+            }
+            let path = store.verified_path(spec)?;
+            model_hashes.push((spec.name.clone(), crate::models::store::sha256_file(&path)?));
+            classifiers.push(Box::new(OnnxAgeGender::open(spec, &path, session)?));
+        }
+        Ok(Analyzer {
+            detector,
+            classifiers,
+            model_hashes,
+            missing_optional,
+        })
+    }
+
+    pub fn classifier_names(&self) -> Vec<String> {
+        self.classifiers
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
+    /// Detects, aligns and classifies every face of every frame; chips of all frames are
+    /// classified together in batches.
+    pub fn analyze(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<AnalyzedFace>>> {
+        let faces = self.detector.detect(frames)?;
+        let chips: Vec<Vec<Chip>> = frames
+            .iter()
+            .zip(&faces)
+            .map(|(frame, fs)| fs.iter().map(|f| align_face(frame, f)).collect())
+            .collect();
+        let flat: Vec<&BgrImage> = chips.iter().flatten().map(|c| &c.image).collect();
+        let mut per_model = Vec::with_capacity(self.classifiers.len());
+        for c in &mut self.classifiers {
+            per_model.push(c.classify(&flat)?);
+        }
+        let mut k = 0;
+        Ok(faces
+            .into_iter()
+            .zip(chips)
+            .map(|(fs, cs)| {
+                fs.into_iter()
+                    .zip(cs)
+                    .map(|(face, chip)| {
+                        let estimates = per_model.iter().map(|m| m[k]).collect();
+                        k += 1;
+                        AnalyzedFace {
+                            face,
+                            chip,
+                            estimates,
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,129 @@
+//! Age and gender estimation on aligned face chips with the yu4u WideResNet (WRN-16-8) models.
+//!
+//! Convention (pinned by tests against `reference/wrn_imdb_reference.tsv`): the chip is resized to
+//! the model's 64×64 input with OpenCV `INTER_LINEAR` semantics, fed as BGR raw 0–255 floats with no
+//! normalisation; `female = gender_softmax[0]`, `age = Σ i·p_i` over the 101 age bins.
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::detect::check_io;
+use crate::error::{Error, Result};
+use crate::image::BgrImage;
+use crate::models::{Family, ModelSpec};
+use crate::preprocess::fill_nchw;
+use crate::runtime::{open_session, SessionOptions};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgeGender {
+    /// Probability that the face is female.
+    pub female: f32,
+    /// Expected age in years.
+    pub age: f32,
+}
+
+pub trait AgeGenderModel: Send {
+    /// Short name written to the output tables (`imdb`, `utk`).
+    fn name(&self) -> &str;
+    fn classify(&mut self, chips: &[&BgrImage]) -> Result<Vec<AgeGender>>;
+}
+
+pub struct OnnxAgeGender {
+    spec: ModelSpec,
+    session: Session,
+    batched: bool,
+    max_batch: usize,
+}
+
+impl OnnxAgeGender {
+    pub fn open(spec: &ModelSpec, path: &Path, session_opts: SessionOptions) -> Result<Self> {
+        if spec.family != Family::WideResnet {
+            return Err(Error::model(&spec.name, path, "is not an age/gender model"));
+        }
+        if spec.input.size.is_none() {
+            return Err(Error::model(
+                &spec.name,
+                path,
+                "age/gender models need a fixed input size in the manifest",
+            ));
+        }
+        let session = open_session(&spec.name, path, session_opts)?;
+        let batched = check_io(spec, path, &session)?;
+        Ok(OnnxAgeGender {
+            spec: spec.clone(),
+            session,
+            batched,
+            max_batch: 32,
+        })
+    }
+
+    fn run(&mut self, chips: &[&BgrImage]) -> Result<Vec<AgeGender>> {
+        let [w, h] = self.spec.input.size.expect("checked in open");
+        let per = 3 * w * h;
+        let mut input = vec![0f32; per * chips.len()];
+        for (chip, out) in chips.iter().zip(input.chunks_exact_mut(per)) {
+            if chip.width == w && chip.height == h {
+                fill_nchw(chip, &self.spec.input, w, h, out);
+            } else {
+                fill_nchw(&chip.resize(w, h), &self.spec.input, w, h, out);
+            }
+        }
+        let err = |m: String| Error::Inference {
+            model: self.spec.name.clone(),
+            message: m,
+        };
+        let tensor = TensorRef::from_array_view(([chips.len(), 3, h, w], &input[..]))
+            .map_err(|e| err(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.spec.input.name.as_str() => tensor])
+            .map_err(|e| err(e.to_string()))?;
+        let (_, gender) = outputs[self.spec.outputs[0].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| err(e.to_string()))?;
+        let (_, age) = outputs[self.spec.outputs[1].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| err(e.to_string()))?;
+        let n = chips.len();
+        if gender.len() != n * 2 || age.len() % n != 0 {
+            return Err(err(format!(
+                "unexpected output sizes {} and {} for {n} faces",
+                gender.len(),
+                age.len()
+            )));
+        }
+        let bins = age.len() / n;
+        Ok((0..n)
+            .map(|i| AgeGender {
+                female: gender[i * 2],
+                age: expected_age(&age[i * bins..(i + 1) * bins]),
+            })
+            .collect())
+    }
+}
+
+/// Σ i·p_i over the age bins (bin i = i years).
+pub fn expected_age(probabilities: &[f32]) -> f32 {
+    probabilities
+        .iter()
+        .enumerate()
+        .map(|(i, p)| i as f64 * *p as f64)
+        .sum::<f64>() as f32
+}
+
+impl AgeGenderModel for OnnxAgeGender {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn classify(&mut self, chips: &[&BgrImage]) -> Result<Vec<AgeGender>> {
+        let step = if self.batched { self.max_batch } else { 1 };
+        let mut out = Vec::with_capacity(chips.len());
+        for part in chips.chunks(step.max(1)) {
+            out.extend(self.run(part)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,152 @@
+//! Command-line arguments (raw values; `cli::mod` turns them into validated configurations).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Find every face in a folder of TV recordings and estimate age and gender.
+
+For each video: decode, sample frames by timestamp (default one per second), detect faces,
+align each to a 224x224 chip, estimate age and gender with the IMDB-WIKI and UTK WideResNets,
+and write one uncompressed tar of JPEG chips plus TSV tables readable in R.";
+
+const EXAMPLES: &str = "Examples:
+  facetv-gpu --input recordings/ --output results/
+  facetv-gpu --input recordings/ --output results/ --every 0.5 --frames 100
+  facetv-gpu image photo.jpg
+  facetv-gpu models fetch";
+
+#[derive(Parser, Debug)]
+#[command(name = "facetv-gpu", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Process videos and photos into chips and tables (the default command).
+    Run(RunArgs),
+    /// Detect faces in still images and print one TSV row per face.
+    #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
+    Image(ImageArgs),
+    /// List, fetch, convert and verify the models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// ONNX Runtime shared library (default: the project-local install made by scripts/setup.sh).
+    #[arg(long, global = true, env = "FACETV_ORT_LIB", value_name = "FILE")]
+    pub ort_lib: Option<PathBuf>,
+    /// Model cache directory (default: .facetv/models in the project, else ~/.cache/facetv/models).
+    #[arg(long, global = true, env = "FACETV_MODELS", value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Threads for ONNX Runtime (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print only errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail in the log (repeat for debug output).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Detection and classification settings shared by `run` and `image`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Face detector (see `facetv-gpu models list`).
+    #[arg(long, default_value = "retinaface_mnet025")]
+    pub detector: String,
+    /// Age/gender models, comma-separated (default: imdb and, when installed, utk).
+    #[arg(long, value_delimiter = ',')]
+    pub classifiers: Option<Vec<String>>,
+    /// Minimum detection score.
+    #[arg(long, default_value_t = 0.8)]
+    pub threshold: f32,
+    /// IoU above which overlapping detections are merged.
+    #[arg(long, default_value_t = 0.4)]
+    pub nms: f32,
+    /// The frame's longer side is resized to this before detection.
+    #[arg(long, default_value_t = 640)]
+    pub max_side: usize,
+    /// Drop faces whose box is smaller than this many pixels (shorter side, frame pixels).
+    #[arg(long, default_value_t = 0.0, value_name = "PX")]
+    pub min_face: f32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Video or photo files, or folders searched recursively.
+    #[arg(long, short, value_name = "DIR|FILE", num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Where results go; each input keeps its path relative to its input folder.
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Seconds between sampled frames (by presentation timestamp).
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    pub every: f64,
+    /// Also write every N-th sampled frame with boxes and landmarks drawn.
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// cpu, auto (GPU when available), or a GPU index.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Videos processed at the same time.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+    /// Re-process inputs that already have complete results.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImageArgs {
+    /// Image files (JPEG, PNG, WebP, BMP, TIFF).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Show every known model, its role, source and whether it is installed.
+    List,
+    /// Fetch (and convert) models into the cache; default: every default model.
+    Fetch {
+        /// Model names (default: all default models).
+        names: Vec<String>,
+        /// Fetch even when a verified copy is present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the sha256 of installed models.
+    Verify { names: Vec<String> },
+    /// Convert a Keras HDF5 WideResNet file to ONNX.
+    Convert {
+        /// The Keras .hdf5 file (full model save).
+        input: PathBuf,
+        /// Where to write the ONNX file.
+        output: PathBuf,
+    },
+}

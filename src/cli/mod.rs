@@ -1,0 +1,98 @@
+//! The command-line front end: parses arguments, sets up logging, runs a command and maps the
+//! outcome to an exit status (0 all inputs succeeded, 1 some inputs failed, 2 usage or setup error).
+
+mod args;
+mod image_cmd;
+mod models_cmd;
+
+pub use args::Cli;
+use args::{Command, GlobalArgs, LogFormat, ModelArgs};
+
+use anyhow::Result;
+
+use crate::analyze::ModelChoice;
+use crate::detect::DetectOptions;
+use crate::models::{Manifest, ModelStore};
+use crate::runtime::SessionOptions;
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    SomeInputsFailed,
+}
+
+pub fn main_with(cli: Cli) -> Result<Outcome> {
+    init_logging(&cli.global);
+    match cli.command {
+        Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),
+        Some(Command::Models(m)) => models_cmd::run(&cli.global, m),
+        Some(Command::Run(_)) | None => anyhow::bail!(
+            "the video job is not available in this build yet; use `facetv-gpu image`"
+        ),
+    }
+}
+
+fn init_logging(g: &GlobalArgs) {
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FACETV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("facetv={level},ort=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match g.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.without_time().try_init(),
+    };
+}
+
+fn store(g: &GlobalArgs) -> ModelStore {
+    ModelStore::new(g.models.clone())
+}
+
+fn session_options(g: &GlobalArgs) -> SessionOptions {
+    let mut o = SessionOptions::default();
+    if let Some(t) = g.threads {
+        o.intra_threads = t.max(1);
+    }
+    o
+}
+
+fn detect_options(m: &ModelArgs) -> Result<DetectOptions> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&m.threshold),
+        "--threshold must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&m.nms),
+        "--nms must be between 0 and 1"
+    );
+    anyhow::ensure!(m.max_side >= 32, "--max-side must be at least 32");
+    Ok(DetectOptions {
+        threshold: m.threshold,
+        nms_iou: m.nms,
+        max_side: m.max_side,
+        min_face: m.min_face.max(0.0),
+    })
+}
+
+fn model_choice(m: &ModelArgs) -> ModelChoice {
+    ModelChoice {
+        detector: m.detector.clone(),
+        classifiers: m.classifiers.clone(),
+    }
+}
+
+fn manifest() -> Manifest {
+    Manifest::embedded()
+}

@@ -1,0 +1,20 @@
+//! facetv: find every face in archives of TV recordings and estimate age and gender.
+//!
+//! Data flow (one module per stage): `decode` → `detect` → `align` → `classify` → `sink`, wired
+//! in `pipeline`. Model files and their conventions live in `models`; ONNX Runtime loading in
+//! `runtime`.
+
+pub mod align;
+pub mod analyze;
+pub mod classify;
+pub mod cli;
+pub mod detect;
+pub mod error;
+pub mod home;
+pub mod image;
+pub mod models;
+pub mod preprocess;
+pub mod runtime;
+pub mod sink;
+
+pub use error::{Error, Result};

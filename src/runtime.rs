@@ -1,0 +1,143 @@
+//! ONNX Runtime: finding the shared library, loading it once per process, and building sessions
+//! with explicit threading and no silent execution-provider fallback.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::error::{Error, Result};
+use crate::home;
+
+static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Resolves the ONNX Runtime library: `explicit` (the `--ort-lib` flag), `$FACETV_ORT_LIB`,
+/// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in `<facetv home>/lib` or beside the executable.
+pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    for var in ["FACETV_ORT_LIB", "ORT_DYLIB_PATH"] {
+        if let Some(p) = std::env::var_os(var) {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    let mut dirs = vec![home::facetv_home().join("lib")];
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(exe_dir.join("lib"));
+        dirs.push(exe_dir);
+    }
+    for dir in &dirs {
+        if let Some(lib) = newest_library_in(dir) {
+            return Ok(lib);
+        }
+    }
+    Err(Error::Runtime(format!(
+        "libonnxruntime.so not found (looked in {}); run scripts/setup.sh, or pass --ort-lib / set FACETV_ORT_LIB to the library file",
+        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+fn newest_library_in(dir: &Path) -> Option<PathBuf> {
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        })
+        .collect();
+    libs.sort();
+    libs.pop()
+}
+
+/// Loads ONNX Runtime (once per process) and returns the environment.
+pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let _loading = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let path = find_ort_library(explicit)?;
+    check_shared_object(&path)?;
+    // ort reports a library it cannot use as an error; a panic inside the loader is turned into
+    // one too so a bad file can never take the process down.
+    let built = std::panic::catch_unwind(|| -> std::result::Result<_, String> {
+        ort::init_from(&path)
+            .map_err(|e| e.to_string())?
+            .with_name("facetv")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|_| "the ONNX Runtime loader panicked".to_string())
+    .and_then(|r| r);
+    match built {
+        Ok(env) => Ok(ENVIRONMENT.get_or_init(|| env)),
+        Err(e) => Err(Error::Runtime(format!(
+            "{}: cannot load ({e}); it must be ONNX Runtime ≥ 1.17 for Linux x86-64 (scripts/setup.sh installs 1.32)",
+            path.display()
+        ))),
+    }
+}
+
+fn check_shared_object(path: &Path) -> Result<()> {
+    let mut magic = [0u8; 4];
+    let ok = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map_err(|e| {
+            Error::Runtime(format!(
+                "{}: {e}; run scripts/setup.sh or fix --ort-lib",
+                path.display()
+            ))
+        });
+    ok?;
+    if &magic != b"\x7fELF" {
+        return Err(Error::Runtime(format!(
+            "{}: not a shared library (no ELF header); point --ort-lib at libonnxruntime.so",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Threading for one session. ONNX Runtime's own pool does the parallel work inside a model; the
+/// pipeline keeps one session per model, so intra-op threads default to the machine's cores.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionOptions {
+    pub intra_threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            intra_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Opens an ONNX model on the CPU execution provider.
+pub fn open_session(name: &str, path: &Path, opts: SessionOptions) -> Result<Session> {
+    let env = environment(None)?;
+    let model_err = |e: String| Error::model(name, path, e);
+    let mut builder = Session::builder(env)
+        .map_err(|e| model_err(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| model_err(e.to_string()))?
+        .with_intra_threads(opts.intra_threads)
+        .map_err(|e| model_err(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| model_err(e.to_string()))?;
+    builder
+        .commit_from_file(path)
+        .map_err(|e| model_err(format!("ONNX Runtime cannot load it ({e}); the file is damaged or not an ONNX model: delete it and run `facetv-gpu models fetch`")))
+}

@@ -1,0 +1,6 @@
+//! One integration-test binary; topic modules below. Tests need the set-up made by
+//! `scripts/setup.sh` (ONNX Runtime in .facetv/lib, models in .facetv/models) and the shared data
+//! (`../shared`, or `$FACETV_SHARED`).
+
+mod common;
+mod face_models;
