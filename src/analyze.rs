@@ -23,6 +23,16 @@ pub struct Analyzer {
     pub model_hashes: Vec<(String, String)>,
     /// Requested optional models that are not installed (reported once by the caller).
     pub missing_optional: Vec<String>,
+    /// Time spent in each stage since the analyzer was opened.
+    pub timings: StageTimings,
+}
+
+/// Accumulated wall time per stage.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct StageTimings {
+    pub detect_s: f64,
+    pub align_s: f64,
+    pub classify_s: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +106,7 @@ impl Analyzer {
             classifiers,
             model_hashes,
             missing_optional,
+            timings: StageTimings::default(),
         })
     }
 
@@ -109,17 +120,24 @@ impl Analyzer {
     /// Detects, aligns and classifies every face of every frame; chips of all frames are
     /// classified together in batches.
     pub fn analyze(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<AnalyzedFace>>> {
+        let t0 = std::time::Instant::now();
         let faces = self.detector.detect(frames)?;
+        let t1 = std::time::Instant::now();
         let chips: Vec<Vec<Chip>> = frames
             .iter()
             .zip(&faces)
             .map(|(frame, fs)| fs.iter().map(|f| align_face(frame, f)).collect())
             .collect();
         let flat: Vec<&BgrImage> = chips.iter().flatten().map(|c| &c.image).collect();
+        let t2 = std::time::Instant::now();
         let mut per_model = Vec::with_capacity(self.classifiers.len());
         for c in &mut self.classifiers {
             per_model.push(c.classify(&flat)?);
         }
+        let t3 = std::time::Instant::now();
+        self.timings.detect_s += (t1 - t0).as_secs_f64();
+        self.timings.align_s += (t2 - t1).as_secs_f64();
+        self.timings.classify_s += (t3 - t2).as_secs_f64();
         let mut k = 0;
         Ok(faces
             .into_iter()

@@ -4,6 +4,7 @@
 mod args;
 mod image_cmd;
 mod models_cmd;
+mod run_cmd;
 
 pub use args::Cli;
 use args::{Command, GlobalArgs, LogFormat, ModelArgs};
@@ -27,9 +28,8 @@ pub fn main_with(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),
         Some(Command::Models(m)) => models_cmd::run(&cli.global, m),
-        Some(Command::Run(_)) | None => anyhow::bail!(
-            "the video job is not available in this build yet; use `facetv-gpu image`"
-        ),
+        Some(Command::Run(a)) => run_cmd::run(&cli.global, &a),
+        None => run_cmd::run(&cli.global, &cli.run),
     }
 }
 

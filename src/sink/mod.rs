@@ -1,4 +1,20 @@
-//! Writing results: TSV tables and tar archives of chips.
+//! Writing results for one input: an uncompressed tar of JPEG chips and two TSV tables with the
+//! research seed's names and columns, plus a JSON summary. Everything is written under temporary
+//! names and renamed into place only when the input is complete; the summary is renamed last and is
+//! the input's completion record.
+
+pub mod annotate;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::analyze::AnalyzedFace;
+use crate::error::{Error, Result};
+
+pub const JPEG_QUALITY: u8 = 95;
+pub const METADATA_HEADER: &str = "image_basename\twidth\theight\ttop\tleft\tbottom\tright\timg_width\timg_height\tconfidence\tframe\ttimestamp\tlx0\tly0\tlx1\tly1\tlx2\tly2\tlx3\tly3\tlx4\tly4";
+pub const AGE_GENDER_HEADER: &str = "filename\tclassifier\tage\tgender\trace";
 
 /// A value made safe for a TSV field: tabs, newlines and backslashes are escaped as `\t`, `\n`,
 /// `\r` and `\\` so every row stays one line with a fixed number of columns.
@@ -17,4 +33,183 @@ pub fn tsv_field(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The final file names of one input's results.
+#[derive(Debug, Clone)]
+pub struct OutputPaths {
+    pub dir: PathBuf,
+    pub stem: String,
+}
+
+impl OutputPaths {
+    pub fn file(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}{suffix}", self.stem))
+    }
+    pub fn tar(&self) -> PathBuf {
+        self.file("_chips.tar")
+    }
+    pub fn metadata(&self) -> PathBuf {
+        self.file("_face_metadata.tsv")
+    }
+    pub fn age_gender(&self) -> PathBuf {
+        self.file("_age_gender.tsv")
+    }
+    pub fn summary(&self) -> PathBuf {
+        self.file("_summary.json")
+    }
+    pub fn frames_dir(&self) -> PathBuf {
+        self.file("_frames")
+    }
+    /// The temporary name of a final file.
+    pub fn partial(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".part");
+        path.with_file_name(name)
+    }
+}
+
+/// Name of a chip in the tar (the seed's convention).
+pub fn chip_name(stem: &str, frame: u64, timestamp: f64, face: usize) -> String {
+    format!(
+        "{stem}_frame_{frame}_second_{}_face{face}.jpg",
+        timestamp.max(0.0).floor() as u64
+    )
+}
+
+/// Streams one input's results into its temporary files.
+pub struct ResultWriter {
+    paths: OutputPaths,
+    tar: tar::Builder<BufWriter<File>>,
+    metadata: BufWriter<File>,
+    age_gender: BufWriter<File>,
+    classifiers: Vec<String>,
+    pub faces: u64,
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(1 << 16, f))
+        .map_err(|e| Error::io(path, e))
+}
+
+impl ResultWriter {
+    pub fn create(paths: OutputPaths, classifiers: Vec<String>) -> Result<ResultWriter> {
+        std::fs::create_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
+        let mut metadata = create(&OutputPaths::partial(&paths.metadata()))?;
+        writeln!(metadata, "{METADATA_HEADER}").map_err(|e| Error::io(paths.metadata(), e))?;
+        let mut age_gender = create(&OutputPaths::partial(&paths.age_gender()))?;
+        writeln!(age_gender, "{AGE_GENDER_HEADER}")
+            .map_err(|e| Error::io(paths.age_gender(), e))?;
+        let mut tar = tar::Builder::new(create(&OutputPaths::partial(&paths.tar()))?);
+        tar.mode(tar::HeaderMode::Deterministic);
+        Ok(ResultWriter {
+            paths,
+            tar,
+            metadata,
+            age_gender,
+            classifiers,
+            faces: 0,
+        })
+    }
+
+    /// Adds one frame's faces: a chip per face in the tar, a metadata row per face, an age/gender
+    /// row per face and classifier. `label` names the frame in chip names (the stem for videos).
+    pub fn add_frame(
+        &mut self,
+        label: &str,
+        frame: u64,
+        timestamp: f64,
+        size: (usize, usize),
+        faces: &[AnalyzedFace],
+    ) -> Result<()> {
+        for (i, f) in faces.iter().enumerate() {
+            let name = chip_name(label, frame, timestamp, i);
+            let jpeg = f.chip.image.encode_jpeg(JPEG_QUALITY)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(jpeg.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            let tar_path = self.paths.tar();
+            self.tar
+                .append_data(&mut header, &name, &jpeg[..])
+                .map_err(|e| Error::io(&tar_path, e))?;
+            let [x1, y1, x2, y2] = f.face.bbox;
+            let mut row = format!(
+                "{}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{}\t{}\t{:.5}\t{frame}\t{:.6}",
+                tsv_field(&name),
+                x2 - x1,
+                y2 - y1,
+                y1,
+                x1,
+                y2,
+                x2,
+                size.0,
+                size.1,
+                f.face.score,
+                timestamp
+            );
+            for p in f.face.landmarks {
+                row.push_str(&format!("\t{:.3}\t{:.3}", p[0], p[1]));
+            }
+            writeln!(self.metadata, "{row}").map_err(|e| Error::io(self.paths.metadata(), e))?;
+            for (c, e) in self.classifiers.iter().zip(&f.estimates) {
+                writeln!(
+                    self.age_gender,
+                    "{}\t{c}\t{:.4}\t{:.6}\t",
+                    tsv_field(&name),
+                    e.age,
+                    e.female
+                )
+                .map_err(|e| Error::io(self.paths.age_gender(), e))?;
+            }
+            self.faces += 1;
+        }
+        Ok(())
+    }
+
+    /// Flushes and renames every file into place; the summary (the completion record) goes last.
+    pub fn finish(self, summary: &serde_json::Value) -> Result<()> {
+        let ResultWriter {
+            paths,
+            tar,
+            mut metadata,
+            mut age_gender,
+            ..
+        } = self;
+        let mut tar_file = tar.into_inner().map_err(|e| Error::io(paths.tar(), e))?;
+        for (w, p) in [
+            (&mut tar_file, paths.tar()),
+            (&mut metadata, paths.metadata()),
+            (&mut age_gender, paths.age_gender()),
+        ] {
+            w.flush().map_err(|e| Error::io(&p, e))?;
+            w.get_ref().sync_all().map_err(|e| Error::io(&p, e))?;
+        }
+        for p in [paths.tar(), paths.metadata(), paths.age_gender()] {
+            std::fs::rename(OutputPaths::partial(&p), &p).map_err(|e| Error::io(&p, e))?;
+        }
+        let json = serde_json::to_vec_pretty(summary).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::models::store::write_atomic(&paths.summary(), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chip_names_follow_the_seed() {
+        assert_eq!(
+            chip_name("news", 250, 10.01, 2),
+            "news_frame_250_second_10_face2.jpg"
+        );
+    }
+
+    #[test]
+    fn tsv_fields_are_escaped() {
+        assert_eq!(tsv_field("a\tb\nc\\"), "a\\tb\\nc\\\\");
+        assert_eq!(tsv_field("plain name.mp4"), "plain name.mp4");
+    }
 }

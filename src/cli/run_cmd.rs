@@ -1,0 +1,99 @@
+//! `facetv-gpu [run] --input DIR --output DIR`: the main job.
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use super::args::{GlobalArgs, RunArgs};
+use super::Outcome;
+use crate::analyze::Analyzer;
+use crate::inputs::discover;
+use crate::pipeline::{run_job, JobConfig};
+
+pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
+    if a.input.is_empty() {
+        bail!("no input given: facetv-gpu --input DIR --output DIR (see --help)");
+    }
+    let Some(output) = a.output.clone() else {
+        bail!("no output folder given: add --output DIR");
+    };
+    if !(a.every.is_finite() && a.every > 0.0) {
+        bail!("--every must be a positive number of seconds");
+    }
+    match a.device.as_str() {
+        "cpu" => {}
+        "auto" => tracing::info!("device: CPU (this build has no GPU back end yet)"),
+        other => bail!(
+            "--device {other}: the GPU back end is not available in this build; use --device cpu"
+        ),
+    }
+    crate::runtime::environment(g.ort_lib.as_deref())?;
+    let jobs = a.jobs.max(1);
+    let mut session = super::session_options(g);
+    if g.threads.is_none() {
+        session.intra_threads = (session.intra_threads / jobs).max(1);
+    }
+    let manifest = super::manifest();
+    let store = super::store(g);
+    let choice = super::model_choice(&a.model);
+    let detect = super::detect_options(&a.model)?;
+    let analyzers = (0..jobs)
+        .map(|_| Analyzer::open(&manifest, &store, &choice, detect, session))
+        .collect::<crate::Result<Vec<_>>>()?;
+    for m in &analyzers[0].missing_optional {
+        tracing::warn!("optional model '{m}' is not installed; running without it (see `facetv-gpu models list`)");
+    }
+    let (work, rejected) = discover(&a.input, Some(&output));
+    if work.is_empty() && rejected.is_empty() {
+        bail!(
+            "no videos or photos found in {}",
+            a.input
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    tracing::info!(
+        "{} inputs to process, results in {}",
+        work.len(),
+        output.display()
+    );
+    let options = json!({
+        "every_s": a.every,
+        "detector": a.model.detector,
+        "threshold": detect.threshold,
+        "nms_iou": detect.nms_iou,
+        "max_side": detect.max_side,
+        "min_face_px": detect.min_face,
+        "classifiers": analyzers[0].classifier_names(),
+        "frames": a.frames,
+        "device": "cpu",
+        "chip_size": crate::align::CHIP_SIZE,
+        "jpeg_quality": crate::sink::JPEG_QUALITY,
+    });
+    let cfg = JobConfig {
+        output: output.clone(),
+        every: a.every,
+        annotate_every: a.frames,
+        force: a.force,
+        batch_frames: 8,
+        options,
+    };
+    let report = run_job(analyzers, &work, &rejected, &cfg)?;
+    tracing::info!(
+        "finished: {} processed, {} already done, {} failed{}",
+        report.done,
+        report.skipped,
+        report.failed.len(),
+        if report.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (see {})", output.join("failures.tsv").display())
+        }
+    );
+    Ok(if report.failed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::SomeInputsFailed
+    })
+}

@@ -1,0 +1,421 @@
+//! FFmpeg software decoding (ffmpeg-next against the system FFmpeg). Frame threading is on; only
+//! sampled frames are converted to BGR, honouring the stream's colour matrix and range; the
+//! display-matrix rotation is applied; non-square pixels are rescaled to display aspect;
+//! interlaced frames are deinterlaced (linear blend of neighbouring lines) before detection.
+
+use std::path::{Path, PathBuf};
+
+use ff::format::Pixel;
+use ff::software::scaling;
+use ffmpeg_next as ff;
+
+use super::sampler::{Sampler, Timeline};
+use super::{DecodeStats, FrameSource, SampledFrame, TimestampSource, VideoInfo};
+use crate::error::{Error, Result};
+use crate::image::BgrImage;
+
+/// Container formats without timestamps of their own (raw elementary streams).
+const RAW_FORMATS: &[&str] = &[
+    "h264",
+    "hevc",
+    "mpegvideo",
+    "m4v",
+    "h263",
+    "rawvideo",
+    "vc1",
+    "av1",
+    "obu",
+    "ivf",
+];
+
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ff::init();
+        ff::util::log::set_level(ff::util::log::Level::Fatal);
+    });
+}
+
+/// Whether FFmpeg can open `path` as a file with a decodable video stream (content probing: the
+/// file name plays no part).
+pub fn probe_video(path: &Path) -> std::result::Result<(), String> {
+    init();
+    let ictx = ff::format::input(&path).map_err(|e| e.to_string())?;
+    let stream = ictx
+        .streams()
+        .best(ff::media::Type::Video)
+        .ok_or("no video stream")?;
+    // Still-image "videos" (a JPEG or PNG opened by the image2 demuxer) are photos, not videos.
+    let fmt = ictx.format().name().to_string();
+    if fmt.contains("image2") || fmt.ends_with("_pipe") {
+        return Err(format!("a still image ({fmt})"));
+    }
+    let decoder = ff::codec::decoder::find(stream.parameters().id());
+    if decoder.is_none() {
+        return Err(format!(
+            "no decoder for codec {:?}",
+            stream.parameters().id()
+        ));
+    }
+    Ok(())
+}
+
+pub struct FfmpegSource {
+    path: PathBuf,
+    input: ff::format::context::Input,
+    stream_index: usize,
+    decoder: ff::decoder::Video,
+    time_base: f64,
+    start_pts: Option<i64>,
+    nominal_rate: f64,
+    timeline: Timeline,
+    sampler: Sampler,
+    scaler: Option<(ScalerKey, scaling::Context)>,
+    info: VideoInfo,
+    stats: DecodeStats,
+    eof_sent: bool,
+    finished: bool,
+    decoded: ff::frame::Video,
+}
+
+// SAFETY: the FFmpeg contexts are owned exclusively by this value and only used through `&mut self`;
+// FFmpeg allows a demuxer/decoder pair to move between threads when not used concurrently.
+unsafe impl Send for FfmpegSource {}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct ScalerKey {
+    format: Pixel,
+    width: u32,
+    height: u32,
+    out_width: u32,
+    space: ff::color::Space,
+    range: ff::color::Range,
+}
+
+impl FfmpegSource {
+    pub fn open(path: &Path, every: f64) -> Result<FfmpegSource> {
+        init();
+        let err = |m: String| Error::Video {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let input =
+            ff::format::input(&path).map_err(|e| err(format!("cannot open as a video: {e}")))?;
+        let container = input.format().name().to_string();
+        let stream = input
+            .streams()
+            .best(ff::media::Type::Video)
+            .ok_or_else(|| err("no video stream (audio-only or not a video file)".into()))?;
+        let stream_index = stream.index();
+        let tb = stream.time_base();
+        let time_base = if tb.denominator() != 0 {
+            tb.numerator() as f64 / tb.denominator() as f64
+        } else {
+            0.0
+        };
+        let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| err(format!("unsupported codec parameters: {e}")))?;
+        ctx.set_threading(ff::codec::threading::Config {
+            kind: ff::codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let decoder = ctx
+            .decoder()
+            .video()
+            .map_err(|e| err(format!("no decoder for this video codec: {e}")))?;
+        let rate = |r: ff::Rational| {
+            (r.denominator() > 0 && r.numerator() > 0)
+                .then(|| r.numerator() as f64 / r.denominator() as f64)
+        };
+        // r_frame_rate can be a bogus time-base value (90000/1) on VFR files; prefer the average.
+        let nominal =
+            rate(stream.avg_frame_rate()).or_else(|| rate(stream.rate()).filter(|r| *r <= 300.0));
+        let rotation = stream
+            .side_data()
+            .find(|sd| sd.kind() == ff::codec::packet::side_data::Type::DisplayMatrix)
+            .map(|sd| {
+                let data = sd.data();
+                if data.len() < 36 {
+                    return 0;
+                }
+                // SAFETY: a display matrix is nine i32 values; av_display_rotation_get reads them.
+                let ccw = unsafe { ff::ffi::av_display_rotation_get(data.as_ptr() as *const i32) };
+                if ccw.is_nan() {
+                    0
+                } else {
+                    (((-ccw / 90.0).round() as i64 * 90).rem_euclid(360)) as u32
+                }
+            })
+            .unwrap_or(0);
+        let sar = decoder.aspect_ratio();
+        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+            (sar.numerator(), sar.denominator())
+        } else {
+            (1, 1)
+        };
+        let (cw, ch) = (decoder.width(), decoder.height());
+        if cw == 0 || ch == 0 {
+            return Err(err(
+                "the video stream has no frame size (damaged header)".into()
+            ));
+        }
+        let display_w = display_width(cw, sar);
+        let (width, height) = if rotation % 180 == 90 {
+            (ch, display_w)
+        } else {
+            (display_w, ch)
+        };
+        let duration = {
+            let d = input.duration();
+            if d > 0 {
+                Some(d as f64 / ff::ffi::AV_TIME_BASE as f64)
+            } else if stream.duration() > 0 {
+                Some(stream.duration() as f64 * time_base)
+            } else {
+                None
+            }
+        };
+        let raw = RAW_FORMATS.contains(&container.as_str());
+        let start = stream.start_time();
+        let info = VideoInfo {
+            container,
+            codec: decoder
+                .codec()
+                .map(|c| c.name().to_string())
+                .unwrap_or_else(|| format!("{:?}", decoder.id())),
+            coded_width: cw,
+            coded_height: ch,
+            width,
+            height,
+            rotation,
+            sample_aspect_ratio: sar,
+            pixel_format: format!("{:?}", decoder.format()).to_lowercase(),
+            color_matrix: format!("{:?}", decoder.color_space()),
+            color_range: format!("{:?}", decoder.color_range()),
+            interlaced: false,
+            nominal_frame_rate: nominal,
+            duration,
+            timestamps: if raw {
+                TimestampSource::NominalRate
+            } else {
+                TimestampSource::Stream
+            },
+        };
+        let nominal_rate = nominal.unwrap_or(25.0);
+        Ok(FfmpegSource {
+            path: path.to_path_buf(),
+            input,
+            stream_index,
+            decoder,
+            time_base,
+            start_pts: (start != ff::ffi::AV_NOPTS_VALUE && !raw).then_some(start),
+            nominal_rate,
+            timeline: Timeline::new(1.0 / nominal_rate),
+            sampler: Sampler::new(every),
+            scaler: None,
+            info,
+            stats: DecodeStats::default(),
+            eof_sent: false,
+            finished: false,
+            decoded: ff::frame::Video::empty(),
+        })
+    }
+
+    fn timestamp_of(&mut self, index: u64) -> f64 {
+        let pts = match self.info.timestamps {
+            TimestampSource::Stream => self.decoded.timestamp().or(self.decoded.pts()),
+            TimestampSource::NominalRate => None,
+        };
+        let raw = match pts {
+            Some(p) if self.time_base > 0.0 => {
+                let start = *self.start_pts.get_or_insert(p);
+                (p - start) as f64 * self.time_base
+            }
+            _ => {
+                if self.info.timestamps == TimestampSource::Stream && index == 0 {
+                    tracing::warn!(
+                        "{}: frames carry no timestamps; using the nominal rate {:.3} fps",
+                        self.path.display(),
+                        self.nominal_rate
+                    );
+                }
+                self.info.timestamps = TimestampSource::NominalRate;
+                index as f64 / self.nominal_rate
+            }
+        };
+        self.timeline.map(raw)
+    }
+
+    /// Reads packets until the decoder has a frame for us; false at the end of the stream.
+    fn receive(&mut self) -> Result<bool> {
+        loop {
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => return Ok(true),
+                Err(ff::Error::Eof) => return Ok(false),
+                Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {}
+                Err(_) => {
+                    // A frame that failed to decode: count it and go on.
+                    self.stats.corrupt_packets += 1;
+                    continue;
+                }
+            }
+            if self.eof_sent {
+                return Ok(false);
+            }
+            self.feed()?;
+        }
+    }
+
+    /// Sends the next packet of our stream to the decoder (or end-of-stream).
+    fn feed(&mut self) -> Result<()> {
+        let mut packet = ff::Packet::empty();
+        loop {
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    if self.decoder.send_packet(&packet).is_err() {
+                        self.stats.corrupt_packets += 1;
+                    }
+                    return Ok(());
+                }
+                Err(ff::Error::Eof) => break,
+                Err(ff::Error::InvalidData) => {
+                    self.stats.corrupt_packets += 1;
+                    continue;
+                }
+                Err(e) => {
+                    self.stats.partial = true;
+                    self.stats.partial_reason = Some(format!("read error: {e}"));
+                    break;
+                }
+            }
+        }
+        let _ = self.decoder.send_eof();
+        self.eof_sent = true;
+        Ok(())
+    }
+
+    fn convert(&mut self) -> Result<BgrImage> {
+        let f = &self.decoded;
+        let sar = f.aspect_ratio();
+        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+            (sar.numerator(), sar.denominator())
+        } else {
+            self.info.sample_aspect_ratio
+        };
+        let key = ScalerKey {
+            format: f.format(),
+            width: f.width(),
+            height: f.height(),
+            out_width: display_width(f.width(), sar),
+            space: f.color_space(),
+            range: f.color_range(),
+        };
+        if self.scaler.as_ref().map(|(k, _)| *k) != Some(key) {
+            let ctx = scaling::Context::get(
+                key.format,
+                key.width,
+                key.height,
+                Pixel::BGR24,
+                key.out_width,
+                key.height,
+                scaling::Flags::BILINEAR
+                    | scaling::Flags::ACCURATE_RND
+                    | scaling::Flags::FULL_CHR_H_INT,
+            )
+            .map_err(|e| Error::Video {
+                path: self.path.clone(),
+                message: format!("cannot convert pixel format {:?}: {e}", key.format),
+            })?;
+            set_colorspace(&ctx, key.space, key.range);
+            self.scaler = Some((key, ctx));
+        }
+        let (_, scaler) = self.scaler.as_mut().expect("set above");
+        let mut out = ff::frame::Video::empty();
+        scaler.run(f, &mut out).map_err(|e| Error::Video {
+            path: self.path.clone(),
+            message: format!("colour conversion failed: {e}"),
+        })?;
+        let (w, h) = (out.width() as usize, out.height() as usize);
+        let stride = out.stride(0);
+        let data = out.data(0);
+        let mut img = BgrImage::new(w, h);
+        for y in 0..h {
+            img.data[y * w * 3..(y + 1) * w * 3]
+                .copy_from_slice(&data[y * stride..y * stride + w * 3]);
+        }
+        if f.is_interlaced() {
+            self.info.interlaced = true;
+            self.stats.deinterlaced_frames += 1;
+            img.deinterlace_blend();
+        }
+        Ok(img.rotate_clockwise(self.info.rotation))
+    }
+}
+
+fn display_width(coded_width: u32, sar: (i32, i32)) -> u32 {
+    if sar.0 == sar.1 {
+        coded_width
+    } else {
+        ((coded_width as f64 * sar.0 as f64 / sar.1 as f64).round() as u32).max(1)
+    }
+}
+
+/// Tells swscale the source's YUV matrix and range (it assumes BT.601 limited range otherwise);
+/// output is full-range BGR.
+fn set_colorspace(ctx: &scaling::Context, space: ff::color::Space, range: ff::color::Range) {
+    use ff::ffi::*;
+    let cs = match space {
+        ff::color::Space::BT709 => SWS_CS_ITU709,
+        ff::color::Space::FCC => SWS_CS_FCC,
+        ff::color::Space::SMPTE240M => SWS_CS_SMPTE240M,
+        ff::color::Space::BT2020NCL | ff::color::Space::BT2020CL => SWS_CS_BT2020,
+        _ => SWS_CS_ITU601,
+    } as i32;
+    let src_full = (range == ff::color::Range::JPEG) as i32;
+    // SAFETY: the context pointer is valid for the lifetime of `ctx`; the coefficient tables are
+    // static arrays owned by libswscale.
+    unsafe {
+        let ptr = ctx.as_ptr() as *mut SwsContext;
+        let src = sws_getCoefficients(cs);
+        let dst = sws_getCoefficients(SWS_CS_DEFAULT as i32);
+        sws_setColorspaceDetails(ptr, src, src_full, dst, 1, 0, 1 << 16, 1 << 16);
+    }
+}
+
+impl FrameSource for FfmpegSource {
+    fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    fn next_sampled(&mut self) -> Result<Option<SampledFrame>> {
+        while !self.finished {
+            if !self.receive()? {
+                self.finished = true;
+                break;
+            }
+            let index = self.stats.frames_decoded;
+            self.stats.frames_decoded += 1;
+            let t = self.timestamp_of(index);
+            self.stats.timestamp_discontinuities = self.timeline.discontinuities;
+            self.stats.last_timestamp = t;
+            if self.sampler.take(t) {
+                self.stats.frames_sampled += 1;
+                let image = self.convert()?;
+                return Ok(Some(SampledFrame {
+                    index,
+                    timestamp: t,
+                    image,
+                }));
+            }
+        }
+        Ok(None)
+    }
+}

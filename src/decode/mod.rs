@@ -1,0 +1,77 @@
+//! Decoding: a video file → its sampled frames as upright, display-aspect BGR images with their
+//! presentation index and timestamp. `ffmpeg.rs` is the CPU back end (FFmpeg software decoding).
+
+pub mod ffmpeg;
+pub mod sampler;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::image::BgrImage;
+
+/// A sampled frame. `index` counts frames in presentation order from 0; `timestamp` is in seconds
+/// from the start of the video stream.
+#[derive(Debug)]
+pub struct SampledFrame {
+    pub index: u64,
+    pub timestamp: f64,
+    pub image: BgrImage,
+}
+
+/// Where timestamps came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampSource {
+    /// Presentation timestamps of the stream.
+    Stream,
+    /// The stream carries none (raw elementary streams): frame index ÷ nominal frame rate.
+    NominalRate,
+}
+
+/// What is known about a video and what was done to its frames.
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoInfo {
+    pub container: String,
+    pub codec: String,
+    pub coded_width: u32,
+    pub coded_height: u32,
+    /// Size of the frames handed on: rotated upright and corrected to square pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Clockwise rotation applied to make frames upright (from the display matrix).
+    pub rotation: u32,
+    /// Sample aspect ratio of the stream; when not 1:1 the width was rescaled to display aspect.
+    pub sample_aspect_ratio: (i32, i32),
+    pub pixel_format: String,
+    pub color_matrix: String,
+    pub color_range: String,
+    pub interlaced: bool,
+    pub nominal_frame_rate: Option<f64>,
+    /// Container or stream duration in seconds, when the file states one.
+    pub duration: Option<f64>,
+    pub timestamps: TimestampSource,
+}
+
+/// Counters reported when decoding ends.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DecodeStats {
+    pub frames_decoded: u64,
+    pub frames_sampled: u64,
+    pub corrupt_packets: u64,
+    pub timestamp_discontinuities: u64,
+    pub deinterlaced_frames: u64,
+    /// The file ended early or a read failed: the frames that exist were processed.
+    pub partial: bool,
+    /// Why the video is partial, when it is.
+    pub partial_reason: Option<String>,
+    /// Media time of the last decoded frame, seconds.
+    pub last_timestamp: f64,
+}
+
+/// A source of sampled frames (one video).
+pub trait FrameSource: Send {
+    fn info(&self) -> &VideoInfo;
+    /// The next sampled frame, or `None` at the end of the stream.
+    fn next_sampled(&mut self) -> Result<Option<SampledFrame>>;
+    fn stats(&self) -> &DecodeStats;
+}
