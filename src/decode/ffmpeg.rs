@@ -66,7 +66,9 @@ pub struct FfmpegSource {
     stream_index: usize,
     decoder: ff::decoder::Video,
     time_base: f64,
-    start_pts: Option<i64>,
+    /// Time origin in seconds: the container's start time, so timestamps are the positions a
+    /// player shows (the first video frame may come later than 0, e.g. after an edit list).
+    origin: Option<f64>,
     nominal_rate: f64,
     timeline: Timeline,
     sampler: Sampler,
@@ -177,7 +179,18 @@ impl FfmpegSource {
             }
         };
         let raw = RAW_FORMATS.contains(&container.as_str());
-        let start = stream.start_time();
+        // SAFETY: the format context is valid while `input` lives; start_time is a plain field.
+        let container_start = unsafe { (*input.as_ptr()).start_time };
+        let stream_start = stream.start_time();
+        let origin = if raw {
+            None
+        } else if container_start != ff::ffi::AV_NOPTS_VALUE {
+            Some(container_start as f64 / ff::ffi::AV_TIME_BASE as f64)
+        } else if stream_start != ff::ffi::AV_NOPTS_VALUE {
+            Some(stream_start as f64 * time_base)
+        } else {
+            None
+        };
         let info = VideoInfo {
             container,
             codec: decoder
@@ -209,7 +222,7 @@ impl FfmpegSource {
             stream_index,
             decoder,
             time_base,
-            start_pts: (start != ff::ffi::AV_NOPTS_VALUE && !raw).then_some(start),
+            origin,
             nominal_rate,
             timeline: Timeline::new(1.0 / nominal_rate),
             sampler: Sampler::new(every),
@@ -229,8 +242,8 @@ impl FfmpegSource {
         };
         let raw = match pts {
             Some(p) if self.time_base > 0.0 => {
-                let start = *self.start_pts.get_or_insert(p);
-                (p - start) as f64 * self.time_base
+                let t = p as f64 * self.time_base;
+                t - *self.origin.get_or_insert(t)
             }
             _ => {
                 if self.info.timestamps == TimestampSource::Stream && index == 0 {

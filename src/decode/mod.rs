@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::image::BgrImage;
 
 /// A sampled frame. `index` counts frames in presentation order from 0; `timestamp` is in seconds
-/// from the start of the video stream.
+/// from the start of the recording as a player shows it: the presentation timestamp minus the
+/// container's start time (so a video stream that starts 0.85 s in has its first frame at 0.85).
 #[derive(Debug)]
 pub struct SampledFrame {
     pub index: u64,

@@ -76,12 +76,13 @@ pub fn output_paths(work: &[Work], output: &Path) -> Vec<OutputPaths> {
         .collect()
 }
 
+/// Results of a folder of photos are named `{folder}_photos`, or `photos` for the input folder
+/// itself.
 fn images_stem(rel_dir: &Path) -> String {
-    let folder = rel_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "photos".into());
-    format!("{folder}_images")
+    match rel_dir.file_name() {
+        Some(n) => format!("{}_photos", n.to_string_lossy()),
+        None => "photos".into(),
+    }
 }
 
 /// Runs every work item; each analyzer serves one worker thread that takes the next item from a
@@ -181,7 +182,7 @@ fn process(
 }
 
 fn remove_partials(out: &OutputPaths) {
-    for p in [out.tar(), out.metadata(), out.age_gender()] {
+    for p in [out.tar(), out.metadata(), out.age_gender(), out.samples()] {
         let _ = std::fs::remove_file(OutputPaths::partial(&p));
     }
 }

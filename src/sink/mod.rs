@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 pub const JPEG_QUALITY: u8 = 95;
 pub const METADATA_HEADER: &str = "image_basename\twidth\theight\ttop\tleft\tbottom\tright\timg_width\timg_height\tconfidence\tframe\ttimestamp\tlx0\tly0\tlx1\tly1\tlx2\tly2\tlx3\tly3\tlx4\tly4";
 pub const AGE_GENDER_HEADER: &str = "filename\tclassifier\tage\tgender\trace";
+/// Every sampled frame, with or without faces, so frames without faces are not mistaken for
+/// frames never looked at (needed for screen-time shares).
+pub const SAMPLES_HEADER: &str = "frame\ttimestamp\tfaces";
 
 /// A value made safe for a TSV field: tabs, newlines and backslashes are escaped as `\t`, `\n`,
 /// `\r` and `\\` so every row stays one line with a fixed number of columns.
@@ -55,6 +58,9 @@ impl OutputPaths {
     pub fn age_gender(&self) -> PathBuf {
         self.file("_age_gender.tsv")
     }
+    pub fn samples(&self) -> PathBuf {
+        self.file("_sampled_frames.tsv")
+    }
     pub fn summary(&self) -> PathBuf {
         self.file("_summary.json")
     }
@@ -83,6 +89,7 @@ pub struct ResultWriter {
     tar: tar::Builder<BufWriter<File>>,
     metadata: BufWriter<File>,
     age_gender: BufWriter<File>,
+    samples: BufWriter<File>,
     classifiers: Vec<String>,
     pub faces: u64,
 }
@@ -101,6 +108,8 @@ impl ResultWriter {
         let mut age_gender = create(&OutputPaths::partial(&paths.age_gender()))?;
         writeln!(age_gender, "{AGE_GENDER_HEADER}")
             .map_err(|e| Error::io(paths.age_gender(), e))?;
+        let mut samples = create(&OutputPaths::partial(&paths.samples()))?;
+        writeln!(samples, "{SAMPLES_HEADER}").map_err(|e| Error::io(paths.samples(), e))?;
         let mut tar = tar::Builder::new(create(&OutputPaths::partial(&paths.tar()))?);
         tar.mode(tar::HeaderMode::Deterministic);
         Ok(ResultWriter {
@@ -108,6 +117,7 @@ impl ResultWriter {
             tar,
             metadata,
             age_gender,
+            samples,
             classifiers,
             faces: 0,
         })
@@ -123,6 +133,8 @@ impl ResultWriter {
         size: (usize, usize),
         faces: &[AnalyzedFace],
     ) -> Result<()> {
+        writeln!(self.samples, "{frame}\t{timestamp:.6}\t{}", faces.len())
+            .map_err(|e| Error::io(self.paths.samples(), e))?;
         for (i, f) in faces.iter().enumerate() {
             let name = chip_name(label, frame, timestamp, i);
             let jpeg = f.chip.image.encode_jpeg(JPEG_QUALITY)?;
@@ -176,6 +188,7 @@ impl ResultWriter {
             tar,
             mut metadata,
             mut age_gender,
+            mut samples,
             ..
         } = self;
         let mut tar_file = tar.into_inner().map_err(|e| Error::io(paths.tar(), e))?;
@@ -183,11 +196,17 @@ impl ResultWriter {
             (&mut tar_file, paths.tar()),
             (&mut metadata, paths.metadata()),
             (&mut age_gender, paths.age_gender()),
+            (&mut samples, paths.samples()),
         ] {
             w.flush().map_err(|e| Error::io(&p, e))?;
             w.get_ref().sync_all().map_err(|e| Error::io(&p, e))?;
         }
-        for p in [paths.tar(), paths.metadata(), paths.age_gender()] {
+        for p in [
+            paths.tar(),
+            paths.metadata(),
+            paths.age_gender(),
+            paths.samples(),
+        ] {
             std::fs::rename(OutputPaths::partial(&p), &p).map_err(|e| Error::io(&p, e))?;
         }
         let json = serde_json::to_vec_pretty(summary).map_err(|e| Error::Invalid(e.to_string()))?;

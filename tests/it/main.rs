@@ -4,3 +4,4 @@
 
 mod common;
 mod face_models;
+mod video_job;

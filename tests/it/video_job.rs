@@ -1,0 +1,433 @@
+//! Issue 3: the main job on the real clips of ../shared/media/videos.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::common::*;
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_facetv-gpu")
+}
+
+struct Run {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    status: i32,
+}
+
+/// One run over every shared clip with default settings, shared by the tests below.
+fn shared_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let st = Command::new(binary())
+            .args(["--quiet", "--input"])
+            .arg(media("videos"))
+            .arg("--output")
+            .arg(&out)
+            .status()
+            .unwrap();
+        Run {
+            _dir: dir,
+            out,
+            status: st.code().unwrap_or(-1),
+        }
+    })
+}
+
+fn clips() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(media("videos"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".md"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The result stem of a clip (the whole file name where two clips share a stem).
+fn stem(clip: &str) -> String {
+    let s = Path::new(clip)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let shared = clips()
+        .iter()
+        .filter(|c| Path::new(c).file_stem().unwrap().to_string_lossy() == s)
+        .count();
+    if shared > 1 {
+        clip.to_string()
+    } else {
+        s
+    }
+}
+
+fn result(clip: &str, suffix: &str) -> PathBuf {
+    shared_run().out.join(format!("{}{suffix}", stem(clip)))
+}
+
+fn summary(clip: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(result(clip, "_summary.json")).unwrap()).unwrap()
+}
+
+/// (frame, timestamp, faces) for every sampled frame.
+fn samples(clip: &str) -> Vec<(u64, f64, usize)> {
+    let (_, rows) = read_tsv(&result(clip, "_sampled_frames.tsv"));
+    rows.iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_clip_is_processed_completely() {
+    let run = shared_run();
+    assert_eq!(run.status, 0, "exit status");
+    for clip in clips() {
+        let s = summary(&clip);
+        assert_eq!(s["status"], "complete", "{clip}");
+        assert!(
+            s["decode"]["frames_sampled"].as_u64().unwrap() > 0,
+            "{clip}"
+        );
+        for suffix in [
+            "_chips.tar",
+            "_face_metadata.tsv",
+            "_age_gender.tsv",
+            "_sampled_frames.tsv",
+        ] {
+            assert!(result(&clip, suffix).is_file(), "{clip}{suffix}");
+        }
+    }
+    assert!(!run.out.join("failures.tsv").exists());
+}
+
+#[test]
+fn face_clips_give_faces_and_plausible_ages() {
+    for clip in clips().iter().filter(|c| c.starts_with("faces_")) {
+        let s = samples(clip);
+        let with_faces = s.iter().filter(|x| x.2 > 0).count();
+        // The silent-film clip has one or two small grey faces that the default threshold (0.8)
+        // keeps on fewer frames; the colour clips show faces on most frames.
+        let share = if clip.contains("chaplin") { 3 } else { 6 };
+        assert!(
+            with_faces * 10 >= s.len() * share,
+            "{clip}: faces on {with_faces} of {} samples",
+            s.len()
+        );
+        let (header, rows) = read_tsv(&result(clip, "_age_gender.tsv"));
+        assert!(!rows.is_empty());
+        let ages: Vec<f64> = rows.iter().map(|r| col(&header, r, "age")).collect();
+        assert!(
+            ages.iter().all(|a| (1.0..=100.0).contains(a)),
+            "{clip}: {ages:?}"
+        );
+        let mean = ages.iter().sum::<f64>() / ages.len() as f64;
+        assert!((15.0..=70.0).contains(&mean), "{clip}: mean age {mean}");
+        for r in &rows {
+            let g = col(&header, r, "gender");
+            assert!((0.0..=1.0).contains(&g));
+            assert_eq!(r[header.iter().position(|h| h == "race").unwrap()], "");
+        }
+    }
+}
+
+#[test]
+fn no_face_clips_give_no_rows() {
+    for clip in clips().iter().filter(|c| c.starts_with("noface_")) {
+        assert_eq!(
+            read_tsv(&result(clip, "_face_metadata.tsv")).1.len(),
+            0,
+            "{clip}"
+        );
+        assert_eq!(
+            read_tsv(&result(clip, "_age_gender.tsv")).1.len(),
+            0,
+            "{clip}"
+        );
+        assert!(samples(clip).iter().all(|s| s.2 == 0));
+        let tar = std::fs::read(result(clip, "_chips.tar")).unwrap();
+        assert!(
+            tar.iter().all(|b| *b == 0),
+            "{clip}: empty archive expected"
+        );
+    }
+}
+
+#[test]
+fn rotated_clip_gives_the_faces_of_the_upright_original() {
+    let rot = summary("faces_hamilton_rot90.mp4");
+    assert_eq!(rot["video"]["rotation"], 270);
+    assert_eq!(
+        (
+            rot["video"]["width"].as_u64(),
+            rot["video"]["height"].as_u64()
+        ),
+        (Some(640), Some(360))
+    );
+    // Same content, sampled at the same seconds: face counts agree on most samples.
+    let a = samples("faces_hamilton_rot90.mp4");
+    let b = samples("faces_hamilton_hevc.mp4");
+    assert_eq!(a.len(), b.len());
+    let same = a.iter().zip(&b).filter(|(x, y)| x.2 == y.2).count();
+    assert!(
+        same * 10 >= a.len() * 7,
+        "counts agree on {same} of {}: {a:?} vs {b:?}",
+        a.len()
+    );
+    let (h1, r1) = read_tsv(&result("faces_hamilton_rot90.mp4", "_face_metadata.tsv"));
+    let (h2, r2) = read_tsv(&result("faces_hamilton_hevc.mp4", "_face_metadata.tsv"));
+    // the first face of the first frame is in the same place
+    for c in ["left", "top", "right", "bottom"] {
+        assert!(
+            (col(&h1, &r1[0], c) - col(&h2, &r2[0], c)).abs() < 8.0,
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn every_container_and_codec_is_decoded() {
+    let expect = [
+        ("faces_hamilton_mpeg2.ts", "mpeg2video"),
+        ("faces_hamilton_hevc.mp4", "hevc"),
+        ("faces_hamilton_hevc.mkv", "hevc"),
+        ("faces_hamilton_vp9.webm", "vp9"),
+        ("noface_big_buck_bunny_0_30_vp8.webm", "vp8"),
+        ("street_MOT17-13_raw.h265", "hevc"),
+    ];
+    for (clip, codec) in expect {
+        assert_eq!(summary(clip)["video"]["codec"], codec, "{clip}");
+    }
+    // The raw HEVC stream has no timestamps: nominal 25 fps, 750 frames, a sample every 25th.
+    let raw = summary("street_MOT17-13_raw.h265");
+    assert_eq!(raw["video"]["timestamps"], "nominal_rate");
+    assert_eq!(raw["decode"]["frames_decoded"], 750);
+    let s = samples("street_MOT17-13_raw.h265");
+    assert_eq!(s.len(), 30);
+    for (k, (frame, t, _)) in s.iter().enumerate() {
+        assert_eq!(*frame, 25 * k as u64);
+        assert!((t - k as f64).abs() < 1e-6);
+    }
+    // The WebM without a container duration still decodes to its end.
+    let nd = summary("noface_black_vp9_noduration.webm");
+    assert_eq!(nd["decode"]["frames_decoded"], 74);
+}
+
+/// The sampling rule checked against ffprobe: sample k is the first frame (presentation order)
+/// whose timestamp, counted from the container start, is ≥ k seconds.
+fn expected_samples_from_ffprobe(clip: &str) -> Vec<(u64, f64)> {
+    let path = media(&format!("videos/{clip}"));
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "format=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffprobe is installed by scripts/setup.sh");
+    let start: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=best_effort_timestamp_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .map(|t| t - start)
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b)); // presentation order
+    let mut k = 0.0;
+    let mut picked = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        if *t + 1e-9 >= k {
+            picked.push((i as u64, *t));
+            k = (t + 1e-9).floor() + 1.0;
+        }
+    }
+    picked
+}
+
+#[test]
+fn sampled_frames_match_ffprobe_on_vfr_and_offset_clips() {
+    // noface_rot180_fire2.mp4 has a variable frame rate; faces_hamilton_whitehouse.mp4's video
+    // starts 0.85 s into the container; faces_hamilton_mpeg2.ts has MPEG-TS timestamps from 1.4 s.
+    for clip in [
+        "noface_rot180_fire2.mp4",
+        "faces_hamilton_whitehouse.mp4",
+        "faces_hamilton_mpeg2.ts",
+    ] {
+        let want = expected_samples_from_ffprobe(clip);
+        let got = samples(clip);
+        assert_eq!(got.len(), want.len(), "{clip}: {got:?} vs {want:?}");
+        for ((f, t, _), (wf, wt)) in got.iter().zip(&want) {
+            assert_eq!(f, wf, "{clip}");
+            assert!((t - wt).abs() < 1e-4, "{clip}: {t} vs {wt}");
+        }
+    }
+}
+
+#[test]
+fn tar_and_tables_agree_and_load_in_standard_tools() {
+    let clip = "faces_people_walking_1080p.mp4";
+    let tar = result(clip, "_chips.tar");
+    let out = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    assert!(out.status.success(), "GNU tar cannot read the archive");
+    let mut in_tar: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let (header, rows) = read_tsv(&result(clip, "_face_metadata.tsv"));
+    let mut in_tsv: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    in_tar.sort();
+    in_tsv.sort();
+    assert_eq!(
+        in_tar, in_tsv,
+        "every chip named in the TSV is in the tar and vice versa"
+    );
+    for r in &rows {
+        // true box columns (the seed mixed them up)
+        assert!(
+            (col(&header, r, "width") - (col(&header, r, "right") - col(&header, r, "left"))).abs()
+                < 2e-3
+        );
+        assert!(
+            (col(&header, r, "height") - (col(&header, r, "bottom") - col(&header, r, "top")))
+                .abs()
+                < 2e-3
+        );
+        assert!(col(&header, r, "right") <= col(&header, r, "img_width"));
+    }
+    let (ah, ar) = read_tsv(&result(clip, "_age_gender.tsv"));
+    assert_eq!(ah, ["filename", "classifier", "age", "gender", "race"]);
+    let classifiers = summary(clip)["classifiers"].as_array().unwrap().len();
+    assert_eq!(ar.len(), rows.len() * classifiers);
+    let script = r#"
+import sys, tarfile, io
+import pandas as pd
+from PIL import Image
+tar, meta, ag = sys.argv[1:4]
+with tarfile.open(tar) as t:
+    for m in t.getmembers():
+        assert m.isfile() and not m.name.startswith('/') and '..' not in m.name
+        im = Image.open(io.BytesIO(t.extractfile(m).read()))
+        assert im.size == (224, 224) and im.format == 'JPEG', (m.name, im.size, im.format)
+df = pd.read_csv(meta, sep='\t')
+assert df['width'].dtype.kind == 'f' and df['frame'].dtype.kind == 'i' and df['timestamp'].dtype.kind == 'f', df.dtypes
+assert pd.api.types.is_string_dtype(df['image_basename'])
+a = pd.read_csv(ag, sep='\t')
+assert a['age'].dtype.kind == 'f' and a['gender'].dtype.kind == 'f' and a['race'].isna().all(), a.dtypes
+print(len(df), len(a))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&tar)
+        .arg(result(clip, "_face_metadata.tsv"))
+        .arg(result(clip, "_age_gender.tsv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python check failed (pandas and Pillow are installed by .ci/run): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn photos_of_a_folder_give_one_set_of_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(media("images"))
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let stem = "photos";
+    let (_, rows) = read_tsv(&out.join(format!("{stem}_sampled_frames.tsv")));
+    assert_eq!(rows.len(), 9, "one row per photo");
+    let (_, meta) = read_tsv(&out.join(format!("{stem}_face_metadata.tsv")));
+    assert!(meta
+        .iter()
+        .any(|r| r[0].starts_with("insightface_t1.jpg_frame_")));
+    assert!(!meta.iter().any(|r| r[0].starts_with("noface_dlib_horses")));
+}
+
+#[test]
+fn usage_errors_exit_2_and_bad_files_exit_1_with_the_rest_done() {
+    let st = Command::new(binary())
+        .args(["-q", "--input", "/nonexistent-dir"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2), "missing --output is a usage error");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(
+        input.join("notes.mp4"),
+        "this is a text file, not a video\n",
+    )
+    .unwrap();
+    std::fs::write(input.join("readme.txt"), "ignored\n").unwrap();
+    std::fs::copy(
+        media("videos/faces_chaplin_bw.mp4"),
+        input.join("chaplin.mp4"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        out.join("chaplin_summary.json").is_file(),
+        "the good file is processed"
+    );
+    let failures = std::fs::read_to_string(out.join("failures.tsv")).unwrap();
+    assert!(
+        failures.contains("notes.mp4") && !failures.contains("readme.txt"),
+        "{failures}"
+    );
+    // A second run skips what is done and reports the bad file again.
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1));
+}
