@@ -36,6 +36,9 @@ pub enum Command {
     /// Detect faces in still images and print one TSV row per face.
     #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
     Image(ImageArgs),
+    /// Measure each stage alone and the whole job on one video.
+    #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]
+    Bench(BenchArgs),
     /// List, fetch, convert and verify the models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -149,4 +152,22 @@ pub enum ModelsCommand {
         /// Where to write the ONNX file.
         output: PathBuf,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The video to measure.
+    #[arg(long, short, value_name = "FILE")]
+    pub input: std::path::PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between sampled frames.
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    pub every: f64,
+    /// cpu (the GPU back end is not in this build yet).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }

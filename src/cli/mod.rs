@@ -2,6 +2,7 @@
 //! outcome to an exit status (0 all inputs succeeded, 1 some inputs failed, 2 usage or setup error).
 
 mod args;
+mod bench_cmd;
 mod image_cmd;
 mod models_cmd;
 mod run_cmd;
@@ -26,6 +27,7 @@ pub enum Outcome {
 pub fn main_with(cli: Cli) -> Result<Outcome> {
     init_logging(&cli.global);
     match cli.command {
+        Some(Command::Bench(a)) => bench_cmd::run(&cli.global, &a),
         Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),
         Some(Command::Models(m)) => models_cmd::run(&cli.global, m),
         Some(Command::Run(a)) => run_cmd::run(&cli.global, &a),

@@ -3,7 +3,9 @@
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use super::args::{GlobalArgs, RunArgs};
+use std::path::PathBuf;
+
+use super::args::{GlobalArgs, ModelArgs, RunArgs};
 use super::Outcome;
 use crate::analyze::Analyzer;
 use crate::inputs::discover;
@@ -26,22 +28,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
             "--device {other}: the GPU back end is not available in this build; use --device cpu"
         ),
     }
-    crate::runtime::environment(g.ort_lib.as_deref())?;
-    let jobs = a.jobs.max(1);
-    let mut session = super::session_options(g);
-    if g.threads.is_none() {
-        session.intra_threads = (session.intra_threads / jobs).max(1);
-    }
-    let manifest = super::manifest();
-    let store = super::store(g);
-    let choice = super::model_choice(&a.model);
-    let detect = super::detect_options(&a.model)?;
-    let analyzers = (0..jobs)
-        .map(|_| Analyzer::open(&manifest, &store, &choice, detect, session))
-        .collect::<crate::Result<Vec<_>>>()?;
-    for m in &analyzers[0].missing_optional {
-        tracing::warn!("optional model '{m}' is not installed; running without it (see `facetv-gpu models list`)");
-    }
+    let analyzers = open_analyzers(g, &a.model, a.jobs.max(1))?;
     let (work, rejected) = discover(&a.input, Some(&output));
     if work.is_empty() && rejected.is_empty() {
         bail!(
@@ -58,27 +45,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         work.len(),
         output.display()
     );
-    let options = json!({
-        "every_s": a.every,
-        "detector": a.model.detector,
-        "threshold": detect.threshold,
-        "nms_iou": detect.nms_iou,
-        "max_side": detect.max_side,
-        "min_face_px": detect.min_face,
-        "classifiers": analyzers[0].classifier_names(),
-        "frames": a.frames,
-        "device": "cpu",
-        "chip_size": crate::align::CHIP_SIZE,
-        "jpeg_quality": crate::sink::JPEG_QUALITY,
-    });
-    let cfg = JobConfig {
-        output: output.clone(),
-        every: a.every,
-        annotate_every: a.frames,
-        force: a.force,
-        batch_frames: 8,
-        options,
-    };
+    let cfg = job_config(a, &analyzers[0], output.clone())?;
     let report = run_job(analyzers, &work, &rejected, &cfg)?;
     tracing::info!(
         "finished: {} processed, {} already done, {} failed{}",
@@ -95,5 +62,51 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         Outcome::Success
     } else {
         Outcome::SomeInputsFailed
+    })
+}
+
+/// One analyzer per parallel job; ONNX Runtime's threads are shared out between them.
+pub(super) fn open_analyzers(g: &GlobalArgs, m: &ModelArgs, jobs: usize) -> Result<Vec<Analyzer>> {
+    crate::runtime::environment(g.ort_lib.as_deref())?;
+    let mut session = super::session_options(g);
+    if g.threads.is_none() {
+        session.intra_threads = (session.intra_threads / jobs).max(1);
+    }
+    let manifest = super::manifest();
+    let store = super::store(g);
+    let choice = super::model_choice(m);
+    let detect = super::detect_options(m)?;
+    let analyzers = (0..jobs)
+        .map(|_| Analyzer::open(&manifest, &store, &choice, detect, session))
+        .collect::<crate::Result<Vec<_>>>()?;
+    for missing in &analyzers[0].missing_optional {
+        tracing::warn!("optional model '{missing}' is not installed; running without it (see `facetv-gpu models list`)");
+    }
+    Ok(analyzers)
+}
+
+/// The job settings, with every option that shapes the results recorded for the summaries.
+pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> Result<JobConfig> {
+    let detect = super::detect_options(&a.model)?;
+    let options = json!({
+        "every_s": a.every,
+        "detector": a.model.detector,
+        "threshold": detect.threshold,
+        "nms_iou": detect.nms_iou,
+        "max_side": detect.max_side,
+        "min_face_px": detect.min_face,
+        "classifiers": analyzer.classifier_names(),
+        "frames": a.frames,
+        "device": "cpu",
+        "chip_size": crate::align::CHIP_SIZE,
+        "jpeg_quality": crate::sink::JPEG_QUALITY,
+    });
+    Ok(JobConfig {
+        output,
+        every: a.every,
+        annotate_every: a.frames,
+        force: a.force,
+        batch_frames: 8,
+        options,
     })
 }

@@ -225,7 +225,8 @@ fn common_summary(analyzer: &Analyzer, cfg: &JobConfig, faces: u64) -> serde_jso
     })
 }
 
-fn process_video(
+/// Processes one video into `out` (the job's per-video work; `bench` times it too).
+pub fn process_video(
     analyzer: &mut Analyzer,
     path: &Path,
     out: &OutputPaths,

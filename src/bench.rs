@@ -1,0 +1,175 @@
+//! `facetv-gpu bench`: stage-by-stage throughput on one input, every figure measured in the same
+//! run so ratios between them are meaningful on a noisy machine.
+//!
+//! Stages are timed alone on data prepared in memory: decode (all frames decoded, sampled frames
+//! converted), detector (on the sampled frames), each classifier (on the chips of those frames,
+//! batched). The end-to-end run then processes the same input through the real job into a
+//! temporary folder. Efficiency compares the end-to-end time with the sum of the pure stage times
+//! (1.0 = no overhead; above 1.0 = stages overlap) and with the slowest stage (the ceiling).
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::align::align_face;
+use crate::analyze::Analyzer;
+use crate::decode::ffmpeg::FfmpegSource;
+use crate::decode::FrameSource;
+use crate::error::Result;
+use crate::image::BgrImage;
+use crate::pipeline::{process_video, JobConfig};
+use crate::sink::OutputPaths;
+
+#[derive(Debug, Serialize)]
+pub struct StageResult {
+    pub stage: String,
+    pub items: u64,
+    pub unit: String,
+    pub seconds: f64,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub input: String,
+    pub device: String,
+    pub frames_decoded: u64,
+    pub frames_sampled: u64,
+    pub faces: u64,
+    pub stages: Vec<StageResult>,
+    pub end_to_end_seconds: f64,
+    pub end_to_end_sampled_frames_per_second: f64,
+    pub end_to_end_faces_per_second: f64,
+    /// Σ pure stage times ÷ end-to-end time (1.0 = no overhead; > 1.0 = overlap).
+    pub efficiency_vs_sum: f64,
+    /// Slowest pure stage ÷ end-to-end time (1.0 = running at the bottleneck's speed).
+    pub efficiency_vs_slowest: f64,
+}
+
+fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
+    StageResult {
+        stage: stage.into(),
+        items,
+        unit: unit.into(),
+        seconds,
+        per_second: items as f64 / seconds.max(1e-9),
+    }
+}
+
+pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
+    // Decode alone.
+    let t = Instant::now();
+    let mut source = FfmpegSource::open(input, cfg.every)?;
+    let mut frames = Vec::new();
+    while let Some(f) = source.next_sampled()? {
+        frames.push(f);
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let stats = source.stats().clone();
+    let images: Vec<&BgrImage> = frames.iter().map(|f| &f.image).collect();
+
+    // Detector alone, in the job's batch size.
+    let t = Instant::now();
+    let mut faces = Vec::with_capacity(images.len());
+    for part in images.chunks(cfg.batch_frames.max(1)) {
+        faces.extend(analyzer.detector.detect(part)?);
+    }
+    let detect_s = t.elapsed().as_secs_f64();
+
+    // Alignment alone.
+    let t = Instant::now();
+    let chips: Vec<BgrImage> = images
+        .iter()
+        .zip(&faces)
+        .flat_map(|(img, fs)| {
+            fs.iter()
+                .map(|f| align_face(img, f).image)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let align_s = t.elapsed().as_secs_f64();
+    let chip_refs: Vec<&BgrImage> = chips.iter().collect();
+
+    let mut stages = vec![
+        stage("decode", stats.frames_sampled, "sampled frames", decode_s),
+        stage("detect", images.len() as u64, "frames", detect_s),
+        stage("align", chips.len() as u64, "faces", align_s),
+    ];
+    for c in &mut analyzer.classifiers {
+        let t = Instant::now();
+        c.classify(&chip_refs)?;
+        stages.push(stage(
+            &format!("classify:{}", c.name()),
+            chips.len() as u64,
+            "faces",
+            t.elapsed().as_secs_f64(),
+        ));
+    }
+    drop(frames);
+
+    // End to end through the real job.
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io(std::env::temp_dir(), e))?;
+    let out = OutputPaths {
+        dir: dir.path().to_path_buf(),
+        stem: "bench".into(),
+    };
+    let t = Instant::now();
+    let faces_e2e = process_video(analyzer, input, &out, cfg)?;
+    let e2e = t.elapsed().as_secs_f64();
+
+    let sum: f64 = stages.iter().map(|s| s.seconds).sum();
+    let slowest = stages.iter().map(|s| s.seconds).fold(0.0, f64::max);
+    Ok(BenchReport {
+        input: input.display().to_string(),
+        device: "cpu".into(),
+        frames_decoded: stats.frames_decoded,
+        frames_sampled: stats.frames_sampled,
+        faces: faces_e2e,
+        stages,
+        end_to_end_seconds: e2e,
+        end_to_end_sampled_frames_per_second: stats.frames_sampled as f64 / e2e,
+        end_to_end_faces_per_second: faces_e2e as f64 / e2e,
+        efficiency_vs_sum: sum / e2e,
+        efficiency_vs_slowest: slowest / e2e,
+    })
+}
+
+impl BenchReport {
+    pub fn print(&self) {
+        println!("input   {}", self.input);
+        println!(
+            "device  {}   frames decoded {}, sampled {}, faces {}",
+            self.device, self.frames_decoded, self.frames_sampled, self.faces
+        );
+        println!();
+        println!(
+            "{:<18} {:>8} {:<15} {:>9} {:>10}",
+            "stage", "items", "unit", "seconds", "per second"
+        );
+        for s in &self.stages {
+            println!(
+                "{:<18} {:>8} {:<15} {:>9.3} {:>10.2}",
+                s.stage, s.items, s.unit, s.seconds, s.per_second
+            );
+        }
+        println!(
+            "{:<18} {:>8} {:<15} {:>9.3} {:>10.2}",
+            "end-to-end",
+            self.frames_sampled,
+            "sampled frames",
+            self.end_to_end_seconds,
+            self.end_to_end_sampled_frames_per_second
+        );
+        println!(
+            "{:<18} {:>8} {:<15} {:>9.3} {:>10.2}",
+            "end-to-end",
+            self.faces,
+            "faces",
+            self.end_to_end_seconds,
+            self.end_to_end_faces_per_second
+        );
+        println!();
+        println!("efficiency: sum of pure stages / end-to-end = {:.2}; slowest stage / end-to-end = {:.2}", self.efficiency_vs_sum, self.efficiency_vs_slowest);
+    }
+}

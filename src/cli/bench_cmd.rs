@@ -1,0 +1,35 @@
+//! `facetv-gpu bench --input FILE`: stage and end-to-end throughput (see `crate::bench`).
+
+use anyhow::{bail, Result};
+
+use super::args::{BenchArgs, GlobalArgs, RunArgs};
+use super::run_cmd::{job_config, open_analyzers};
+use super::Outcome;
+
+pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
+    if a.device != "cpu" && a.device != "auto" {
+        bail!(
+            "--device {}: the GPU back end is not available in this build; use --device cpu",
+            a.device
+        );
+    }
+    let mut analyzers = open_analyzers(g, &a.model, 1)?;
+    let run_args = RunArgs {
+        input: vec![a.input.clone()],
+        output: None,
+        every: a.every,
+        frames: None,
+        device: "cpu".into(),
+        jobs: 1,
+        force: true,
+        model: a.model.clone(),
+    };
+    let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir())?;
+    let report = crate::bench::run(&mut analyzers[0], &a.input, &cfg)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    Ok(Outcome::Success)
+}
