@@ -217,6 +217,7 @@ fn common_summary(analyzer: &Analyzer, cfg: &JobConfig, faces: u64) -> serde_jso
     json!({
         "tool": "facetv-gpu",
         "version": env!("CARGO_PKG_VERSION"),
+        "revision": env!("FACETV_REVISION"),
         "backend": "cpu",
         "faces": faces,
         "classifiers": analyzer.classifier_names(),

@@ -2,6 +2,7 @@
 //! `scripts/setup.sh` (ONNX Runtime in .facetv/lib, models in .facetv/models) and the shared data
 //! (`../shared`, or `$FACETV_SHARED`).
 
+mod cli;
 mod common;
 mod face_models;
 mod video_job;

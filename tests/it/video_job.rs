@@ -443,10 +443,17 @@ pub fn ffmpeg(args: &[&str]) {
 }
 
 fn run_one(input: &Path, out: &Path) -> serde_json::Value {
-    let st = Command::new(binary()).args(["-q", "--input"]).arg(input).arg("--output").arg(out).status().unwrap();
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(out)
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(0));
     let stem = input.file_stem().unwrap().to_string_lossy();
-    serde_json::from_slice(&std::fs::read(out.join(format!("{stem}_summary.json"))).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(out.join(format!("{stem}_summary.json"))).unwrap())
+        .unwrap()
 }
 
 #[test]
@@ -456,14 +463,46 @@ fn non_square_pixels_are_shown_at_display_aspect_and_interlaced_video_is_deinter
     let src = src.to_str().unwrap();
     // Anamorphic: pixels stored at half width with a 2:1 sample aspect ratio.
     let sar = dir.path().join("anamorphic.mp4");
-    ffmpeg(&["-i", src, "-t", "3", "-an", "-vf", "scale=320:360,setsar=2/1", "-c:v", "libx264", sar.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        src,
+        "-t",
+        "3",
+        "-an",
+        "-vf",
+        "scale=320:360,setsar=2/1",
+        "-c:v",
+        "libx264",
+        sar.to_str().unwrap(),
+    ]);
     let s = run_one(&sar, &dir.path().join("out"));
     assert_eq!(s["video"]["sample_aspect_ratio"], serde_json::json!([2, 1]));
-    assert_eq!((s["video"]["width"].as_u64(), s["video"]["height"].as_u64()), (Some(640), Some(360)));
-    assert!(s["faces"].as_u64().unwrap() > 0, "faces are found on the unsquashed frames");
+    assert_eq!(
+        (s["video"]["width"].as_u64(), s["video"]["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert!(
+        s["faces"].as_u64().unwrap() > 0,
+        "faces are found on the unsquashed frames"
+    );
     // Interlaced broadcast-style MPEG-2 in MPEG-TS.
     let tv = dir.path().join("interlaced.ts");
-    ffmpeg(&["-i", src, "-t", "3", "-an", "-vf", "scale=720:576,setfield=tff", "-flags", "+ilme+ildct", "-c:v", "mpeg2video", "-b:v", "6M", tv.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        src,
+        "-t",
+        "3",
+        "-an",
+        "-vf",
+        "scale=720:576,setfield=tff",
+        "-flags",
+        "+ilme+ildct",
+        "-c:v",
+        "mpeg2video",
+        "-b:v",
+        "6M",
+        tv.to_str().unwrap(),
+    ]);
     let s = run_one(&tv, &dir.path().join("out"));
     assert_eq!(s["video"]["interlaced"], true);
     assert!(s["decode"]["deinterlaced_frames"].as_u64().unwrap() > 0);
