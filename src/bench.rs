@@ -60,7 +60,7 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone.
     let t = Instant::now();
-    let mut source = FfmpegSource::open(input, cfg.every)?;
+    let mut source = FfmpegSource::open(input, cfg.every, cfg.stall_timeout)?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
         frames.push(f);
@@ -115,7 +115,9 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         stem: "bench".into(),
     };
     let t = Instant::now();
-    let faces_e2e = process_video(analyzer, input, &out, cfg)?;
+    let config = crate::resume::identity::config_hash(&cfg.options, &analyzer.model_hashes);
+    let print = crate::resume::identity::fingerprint(&[input], &config)?;
+    let faces_e2e = process_video(analyzer, input, &out, cfg, &print)?;
     let e2e = t.elapsed().as_secs_f64();
 
     let sum: f64 = stages.iter().map(|s| s.seconds).sum();

@@ -28,7 +28,14 @@ pub enum Error {
     Image { path: PathBuf, message: String },
 
     #[error("{path}: {message}")]
-    Video { path: PathBuf, message: String },
+    Video {
+        path: PathBuf,
+        kind: FailureKind,
+        message: String,
+    },
+
+    #[error("stopped on request; the next run resumes where this one stopped")]
+    Interrupted,
 
     #[error("inference failed in model '{model}': {message}")]
     Inference { model: String, message: String },
@@ -39,7 +46,76 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why an input failed, as recorded in `failures.tsv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Zero bytes.
+    Empty,
+    /// Cannot be opened or read (permissions, dangling link, I/O error).
+    Unreadable,
+    /// Not a video or photo FFmpeg can open (random bytes, text, unknown format).
+    NotAVideo,
+    /// A media file without a video stream (audio only).
+    NoVideoStream,
+    /// Opened, but no frame could be decoded (truncated before the first frame, broken codec data).
+    NoFrames,
+    /// No progress for the stall timeout (a file or file system that hangs).
+    Stalled,
+    /// Results could not be written (disk full, read-only output, …).
+    Output,
+    /// Anything else (the message says what).
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Empty => "empty",
+            FailureKind::Unreadable => "unreadable",
+            FailureKind::NotAVideo => "not-a-video",
+            FailureKind::NoVideoStream => "no-video-stream",
+            FailureKind::NoFrames => "no-frames",
+            FailureKind::Stalled => "stalled",
+            FailureKind::Output => "output",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            FailureKind::Empty => "the file is empty: copy it again from its source",
+            FailureKind::Unreadable => "check the file exists and is readable by this user",
+            FailureKind::NotAVideo => "check it is a complete video file (ffprobe FILE)",
+            FailureKind::NoVideoStream => "the file has no pictures (audio only?); remove it from the input",
+            FailureKind::NoFrames => "the video data is damaged or cut off before the first frame; re-copy or re-encode it",
+            FailureKind::Stalled => "the file or its file system stopped responding; check the storage and rerun",
+            FailureKind::Output => "check free space and write permission in the output folder, then rerun",
+            FailureKind::Other => "see the message; rerun with -v for details",
+        }
+    }
+}
+
 impl Error {
+    /// The failure class of an error that stopped one input.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Error::Video { kind, .. } => *kind,
+            Error::Io { .. } => FailureKind::Output,
+            Error::Image { .. } => FailureKind::NotAVideo,
+            _ => FailureKind::Other,
+        }
+    }
+
+    pub fn video(path: &std::path::Path, kind: FailureKind, message: impl Into<String>) -> Self {
+        Error::Video {
+            path: path.to_path_buf(),
+            kind,
+            message: message.into(),
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

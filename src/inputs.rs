@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::error::FailureKind;
+
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
 /// Extensions that announce a video: such a file that cannot be decoded is reported as a failure
 /// (other undecodable files are simply not inputs).
@@ -31,6 +33,7 @@ pub enum Work {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     pub path: PathBuf,
+    pub kind: FailureKind,
     pub reason: String,
 }
 
@@ -55,6 +58,7 @@ pub fn discover(roots: &[PathBuf], exclude: Option<&Path>) -> (Vec<Work>, Vec<Re
             Err(e) => {
                 rejected.push(Rejected {
                     path: root.clone(),
+                    kind: FailureKind::Unreadable,
                     reason: format!("cannot read: {e}"),
                 });
                 continue;
@@ -105,6 +109,7 @@ fn walk(
         Err(e) => {
             rejected.push(Rejected {
                 path: dir.to_path_buf(),
+                kind: FailureKind::Unreadable,
                 reason: format!("cannot list folder: {e}"),
             });
             return;
@@ -132,6 +137,7 @@ fn walk(
                 {
                     rejected.push(Rejected {
                         path: path.clone(),
+                        kind: FailureKind::Unreadable,
                         reason: format!("cannot read (dangling link or no permission): {e}"),
                     });
                 }
@@ -155,11 +161,26 @@ fn classify(
             .push(path.to_path_buf());
         return;
     }
-    if let Err(e) = std::fs::File::open(path) {
-        if VIDEO_EXTENSIONS.contains(&ext.as_str()) {
+    let video_ext = VIDEO_EXTENSIONS.contains(&ext.as_str());
+    let size = match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Ok(m) => m.len(),
+        Err(e) => {
+            if video_ext {
+                rejected.push(Rejected {
+                    path: path.to_path_buf(),
+                    kind: FailureKind::Unreadable,
+                    reason: format!("cannot open: {e}"),
+                });
+            }
+            return;
+        }
+    };
+    if size == 0 {
+        if video_ext {
             rejected.push(Rejected {
                 path: path.to_path_buf(),
-                reason: format!("cannot open: {e}"),
+                kind: FailureKind::Empty,
+                reason: "zero-byte file".into(),
             });
         }
         return;
@@ -169,12 +190,23 @@ fn classify(
             path: path.to_path_buf(),
             rel: rel.to_path_buf(),
         }),
-        Err(reason) if VIDEO_EXTENSIONS.contains(&ext.as_str()) => rejected.push(Rejected {
+        Err((kind, reason)) if video_ext => rejected.push(Rejected {
             path: path.to_path_buf(),
-            reason: format!(
-                "not a decodable video ({reason}); check the file is complete and a video"
-            ),
+            kind,
+            reason,
         }),
         Err(_) => tracing::debug!("{}: not a video or image, skipped", path.display()),
     }
+}
+
+/// The shard (0..n) an input belongs to: a stable hash of its path relative to its input root, so
+/// every worker of a job array agrees without talking to the others.
+pub fn shard_of(work: &Work, n: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let key = match work {
+        Work::Video { rel, .. } => rel.as_os_str(),
+        Work::Images { rel_dir, .. } => rel_dir.as_os_str(),
+    };
+    let digest = Sha256::digest(std::os::unix::ffi::OsStrExt::as_bytes(key));
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) % n
 }

@@ -18,6 +18,7 @@ pub mod inputs;
 pub mod models;
 pub mod pipeline;
 pub mod preprocess;
+pub mod resume;
 pub mod runtime;
 pub mod sink;
 

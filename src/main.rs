@@ -7,6 +7,7 @@ fn main() {
     let code = match main_with(cli) {
         Ok(Outcome::Success) => 0,
         Ok(Outcome::SomeInputsFailed) => 1,
+        Ok(Outcome::Interrupted) => 130,
         Err(e) => {
             eprintln!("error: {e:#}");
             2

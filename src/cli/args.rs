@@ -118,6 +118,18 @@ pub struct RunArgs {
     /// Re-process inputs that already have complete results.
     #[arg(long)]
     pub force: bool,
+    /// Process only shard K of N (0 ≤ K < N): a fixed share of the inputs, for job arrays.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Seconds between checkpoints inside a video (a killed run resumes from the last one).
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    pub checkpoint_every: f64,
+    /// Seconds after which another worker's silent lock is taken over.
+    #[arg(long, default_value_t = 300, value_name = "S")]
+    pub lock_timeout: u64,
+    /// Seconds a file may make no progress before it is given up as stalled.
+    #[arg(long, default_value_t = 300, value_name = "S")]
+    pub stall_timeout: u64,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -170,4 +182,16 @@ pub struct BenchArgs {
     pub device: String,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 3/16")?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| "K is not a number")?,
+        n.trim().parse().map_err(|_| "N is not a number")?,
+    );
+    if n == 0 || k >= n {
+        return Err(format!("need 0 <= K < N, got {k}/{n}"));
+    }
+    Ok((k, n))
 }

@@ -22,6 +22,10 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         device: "cpu".into(),
         jobs: 1,
         force: true,
+        shard: None,
+        checkpoint_every: 3600.0,
+        lock_timeout: 300,
+        stall_timeout: 300,
         model: a.model.clone(),
     };
     let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir())?;

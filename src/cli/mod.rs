@@ -22,6 +22,8 @@ use crate::runtime::SessionOptions;
 pub enum Outcome {
     Success,
     SomeInputsFailed,
+    /// Stopped by a signal; rerunning resumes.
+    Interrupted,
 }
 
 pub fn main_with(cli: Cli) -> Result<Outcome> {

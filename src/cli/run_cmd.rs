@@ -29,7 +29,12 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         ),
     }
     let analyzers = open_analyzers(g, &a.model, a.jobs.max(1))?;
-    let (work, rejected) = discover(&a.input, Some(&output));
+    let (mut work, rejected) = discover(&a.input, Some(&output));
+    if let Some((k, n)) = a.shard {
+        work.retain(|w| crate::inputs::shard_of(w, n) == k);
+        tracing::info!("shard {k}/{n}: {} inputs", work.len());
+    }
+    install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
         bail!(
             "no videos or photos found in {}",
@@ -47,10 +52,18 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     );
     let cfg = job_config(a, &analyzers[0], output.clone())?;
     let report = run_job(analyzers, &work, &rejected, &cfg)?;
+    if report.interrupted {
+        tracing::warn!(
+            "stopped: {} processed; run the same command again to resume",
+            report.done
+        );
+        return Ok(Outcome::Interrupted);
+    }
     tracing::info!(
-        "finished: {} processed, {} already done, {} failed{}",
+        "finished: {} processed, {} already done, {} being processed by other workers, {} failed{}",
         report.done,
         report.skipped,
+        report.busy,
         report.failed.len(),
         if report.failed.is_empty() {
             String::new()
@@ -101,6 +114,9 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         "chip_size": crate::align::CHIP_SIZE,
         "jpeg_quality": crate::sink::JPEG_QUALITY,
     });
+    if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
+        bail!("--checkpoint-every must be zero or a positive number of seconds");
+    }
     Ok(JobConfig {
         output,
         every: a.every,
@@ -108,5 +124,19 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         force: a.force,
         batch_frames: 8,
         options,
+        checkpoint_every: std::time::Duration::from_secs_f64(a.checkpoint_every),
+        lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),
+        stall_timeout: std::time::Duration::from_secs(a.stall_timeout.max(1)),
     })
+}
+
+/// Ctrl-C or SIGTERM (Slurm preemption): finish the batch in hand, checkpoint, stop. A second
+/// signal ends the process at once; the next run resumes from the checkpoints either way.
+fn install_stop_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if crate::resume::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping after the current batch (press Ctrl-C again to quit at once)");
+    });
 }

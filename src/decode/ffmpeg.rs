@@ -4,6 +4,9 @@
 //! interlaced frames are deinterlaced (linear blend of neighbouring lines) before detection.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ff::format::Pixel;
 use ff::software::scaling;
@@ -11,7 +14,7 @@ use ffmpeg_next as ff;
 
 use super::sampler::{Sampler, Timeline};
 use super::{DecodeStats, FrameSource, SampledFrame, TimestampSource, VideoInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
 
 /// Container formats without timestamps of their own (raw elementary streams).
@@ -37,25 +40,32 @@ pub fn init() {
 }
 
 /// Whether FFmpeg can open `path` as a file with a decodable video stream (content probing: the
-/// file name plays no part).
-pub fn probe_video(path: &Path) -> std::result::Result<(), String> {
+/// file name plays no part), and if not, why.
+pub fn probe_video(path: &Path) -> std::result::Result<(), (FailureKind, String)> {
     init();
-    let ictx = ff::format::input(&path).map_err(|e| e.to_string())?;
-    let stream = ictx
-        .streams()
-        .best(ff::media::Type::Video)
-        .ok_or("no video stream")?;
+    let not_video = |m: String| {
+        (
+            FailureKind::NotAVideo,
+            format!("not a decodable video: {m}"),
+        )
+    };
+    let ictx = ff::format::input(&path).map_err(|e| not_video(e.to_string()))?;
     // Still-image "videos" (a JPEG or PNG opened by the image2 demuxer) are photos, not videos.
     let fmt = ictx.format().name().to_string();
     if fmt.contains("image2") || fmt.ends_with("_pipe") {
-        return Err(format!("a still image ({fmt})"));
+        return Err(not_video(format!(
+            "a still image ({fmt}) with a video file name"
+        )));
     }
-    let decoder = ff::codec::decoder::find(stream.parameters().id());
-    if decoder.is_none() {
-        return Err(format!(
+    let stream = ictx.streams().best(ff::media::Type::Video).ok_or((
+        FailureKind::NoVideoStream,
+        "no video stream (audio only?)".to_string(),
+    ))?;
+    if ff::codec::decoder::find(stream.parameters().id()).is_none() {
+        return Err(not_video(format!(
             "no decoder for codec {:?}",
             stream.parameters().id()
-        ));
+        )));
     }
     Ok(())
 }
@@ -78,6 +88,45 @@ pub struct FfmpegSource {
     eof_sent: bool,
     finished: bool,
     decoded: ff::frame::Video,
+    watchdog: Watchdog,
+    /// Sampled frames still to pass over without converting them (resuming after a checkpoint).
+    skip: u64,
+}
+
+/// Aborts blocking FFmpeg reads when the job is stopped or no packet has arrived for the timeout.
+#[derive(Clone)]
+struct Watchdog {
+    start: Instant,
+    last_progress_ms: Arc<AtomicU64>,
+    timeout: Duration,
+}
+
+impl Watchdog {
+    fn new(timeout: Duration) -> Watchdog {
+        Watchdog {
+            start: Instant::now(),
+            last_progress_ms: Arc::new(AtomicU64::new(0)),
+            timeout,
+        }
+    }
+    fn progress(&self) {
+        self.last_progress_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn stalled(&self) -> bool {
+        let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last) > self.timeout
+    }
+    fn should_abort(&self) -> bool {
+        crate::resume::stop_requested() || self.stalled()
+    }
+    fn failure_kind(&self) -> FailureKind {
+        if self.stalled() {
+            FailureKind::Stalled
+        } else {
+            FailureKind::Other
+        }
+    }
 }
 
 // SAFETY: the FFmpeg contexts are owned exclusively by this value and only used through `&mut self`;
@@ -95,19 +144,45 @@ struct ScalerKey {
 }
 
 impl FfmpegSource {
-    pub fn open(path: &Path, every: f64) -> Result<FfmpegSource> {
+    /// Opens `path`; `stall_timeout` bounds how long any read may make no progress (a watchdog
+    /// against files and file systems that hang).
+    pub fn open(path: &Path, every: f64, stall_timeout: Duration) -> Result<FfmpegSource> {
         init();
-        let err = |m: String| Error::Video {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let input =
-            ff::format::input(&path).map_err(|e| err(format!("cannot open as a video: {e}")))?;
+        let err = |m: String| Error::video(path, FailureKind::NotAVideo, m);
+        match std::fs::File::open(path).and_then(|f| f.metadata()) {
+            Ok(m) if m.len() == 0 => {
+                return Err(Error::video(path, FailureKind::Empty, "zero-byte file"))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::video(
+                    path,
+                    FailureKind::Unreadable,
+                    format!("cannot read: {e}"),
+                ))
+            }
+        }
+        let watchdog = Watchdog::new(stall_timeout);
+        let w = watchdog.clone();
+        let input = ff::format::input_with_interrupt(&path, move || w.should_abort()).map_err(
+            |e| match e {
+                ff::Error::Exit => {
+                    Error::video(path, watchdog.failure_kind(), "opening the file stalled")
+                }
+                e => err(format!("cannot open as a video: {e}")),
+            },
+        )?;
         let container = input.format().name().to_string();
         let stream = input
             .streams()
             .best(ff::media::Type::Video)
-            .ok_or_else(|| err("no video stream (audio-only or not a video file)".into()))?;
+            .ok_or_else(|| {
+                Error::video(
+                    path,
+                    FailureKind::NoVideoStream,
+                    "no video stream (audio only?)",
+                )
+            })?;
         let stream_index = stream.index();
         let tb = stream.time_base();
         let time_base = if tb.denominator() != 0 {
@@ -232,6 +307,8 @@ impl FfmpegSource {
             eof_sent: false,
             finished: false,
             decoded: ff::frame::Video::empty(),
+            watchdog,
+            skip: 0,
         })
     }
 
@@ -286,6 +363,7 @@ impl FfmpegSource {
         loop {
             match packet.read(&mut self.input) {
                 Ok(()) => {
+                    self.watchdog.progress();
                     if packet.stream() != self.stream_index {
                         continue;
                     }
@@ -298,6 +376,16 @@ impl FfmpegSource {
                 Err(ff::Error::InvalidData) => {
                     self.stats.corrupt_packets += 1;
                     continue;
+                }
+                Err(ff::Error::Exit) if crate::resume::stop_requested() => {
+                    return Err(Error::Interrupted)
+                }
+                Err(ff::Error::Exit) => {
+                    return Err(Error::video(
+                        &self.path,
+                        FailureKind::Stalled,
+                        format!("no data for {} s", self.watchdog.timeout.as_secs()),
+                    ))
                 }
                 Err(e) => {
                     self.stats.partial = true;
@@ -339,18 +427,24 @@ impl FfmpegSource {
                     | scaling::Flags::ACCURATE_RND
                     | scaling::Flags::FULL_CHR_H_INT,
             )
-            .map_err(|e| Error::Video {
-                path: self.path.clone(),
-                message: format!("cannot convert pixel format {:?}: {e}", key.format),
+            .map_err(|e| {
+                Error::video(
+                    &self.path,
+                    FailureKind::Other,
+                    format!("cannot convert pixel format {:?}: {e}", key.format),
+                )
             })?;
             set_colorspace(&ctx, key.space, key.range);
             self.scaler = Some((key, ctx));
         }
         let (_, scaler) = self.scaler.as_mut().expect("set above");
         let mut out = ff::frame::Video::empty();
-        scaler.run(f, &mut out).map_err(|e| Error::Video {
-            path: self.path.clone(),
-            message: format!("colour conversion failed: {e}"),
+        scaler.run(f, &mut out).map_err(|e| {
+            Error::video(
+                &self.path,
+                FailureKind::Other,
+                format!("colour conversion failed: {e}"),
+            )
         })?;
         let (w, h) = (out.width() as usize, out.height() as usize);
         let stride = out.stride(0);
@@ -399,6 +493,14 @@ fn set_colorspace(ctx: &scaling::Context, space: ff::color::Space, range: ff::co
     }
 }
 
+impl FfmpegSource {
+    /// Passes over the next `n` sampled frames without converting them (they were processed
+    /// before a checkpoint).
+    pub fn skip_sampled(&mut self, n: u64) {
+        self.skip = n;
+    }
+}
+
 impl FrameSource for FfmpegSource {
     fn info(&self) -> &VideoInfo {
         &self.info
@@ -421,6 +523,10 @@ impl FrameSource for FfmpegSource {
             self.stats.last_timestamp = t;
             if self.sampler.take(t) {
                 self.stats.frames_sampled += 1;
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
                 let image = self.convert()?;
                 return Ok(Some(SampledFrame {
                     index,

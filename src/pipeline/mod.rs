@@ -4,16 +4,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::analyze::Analyzer;
 use crate::decode::ffmpeg::FfmpegSource;
 use crate::decode::FrameSource;
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
 use crate::inputs::{Rejected, Work};
+use crate::resume::identity::{config_hash, fingerprint, Fingerprint};
+use crate::resume::journal::{self, Checkpoint};
+use crate::resume::lock::{Busy, Lock};
 use crate::sink::{annotate, OutputPaths, ResultWriter};
 
 #[derive(Debug, Clone)]
@@ -28,13 +31,30 @@ pub struct JobConfig {
     pub batch_frames: usize,
     /// Every option that shapes the results, recorded in each summary.
     pub options: serde_json::Value,
+    /// Minimum time between checkpoints inside a video (zero: after every batch).
+    pub checkpoint_every: Duration,
+    /// A lock whose heartbeat is older than this belongs to a dead worker.
+    pub lock_timeout: Duration,
+    /// A read that makes no progress for this long fails the input.
+    pub stall_timeout: Duration,
 }
 
 #[derive(Debug, Default)]
 pub struct JobReport {
     pub done: usize,
     pub skipped: usize,
-    pub failed: Vec<(PathBuf, String)>,
+    /// Inputs another worker is processing right now.
+    pub busy: usize,
+    pub failed: Vec<Failure>,
+    /// Stopped by Ctrl-C / SIGTERM before everything was done.
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub path: PathBuf,
+    pub kind: FailureKind,
+    pub message: String,
 }
 
 /// Output locations for every work item. Inputs keep their folder relative to their input root;
@@ -96,12 +116,17 @@ pub fn run_job(
     std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
     let report = std::sync::Mutex::new(JobReport::default());
     for r in rejected {
-        tracing::error!("{}: {}", r.path.display(), r.reason);
+        tracing::error!("{}: {} ({})", r.path.display(), r.reason, r.kind.advice());
+        let f = Failure {
+            path: r.path.clone(),
+            kind: r.kind,
+            message: r.reason.clone(),
+        };
         report
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .failed
-            .push((r.path.clone(), r.reason.clone()));
+            .push(f);
     }
     let paths = output_paths(work, &cfg.output);
     let (tx, rx) = crossbeam_channel::bounded(work.len().max(1));
@@ -114,15 +139,21 @@ pub fn run_job(
             let (rx, report) = (rx.clone(), &report);
             scope.spawn(move || {
                 for (i, (w, out)) in rx.iter() {
+                    if crate::resume::stop_requested() {
+                        report.lock().unwrap_or_else(|p| p.into_inner()).interrupted = true;
+                        break;
+                    }
                     let outcome = process(&mut analyzer, w, out, cfg, i, work.len());
                     let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {
-                        Ok(Done::Processed(extra_failures)) => {
+                        Outcome::Processed(extra) => {
                             r.done += 1;
-                            r.failed.extend(extra_failures);
+                            r.failed.extend(extra);
                         }
-                        Ok(Done::Skipped) => r.skipped += 1,
-                        Err((path, e)) => r.failed.push((path, e)),
+                        Outcome::Skipped => r.skipped += 1,
+                        Outcome::Busy => r.busy += 1,
+                        Outcome::Interrupted => r.interrupted = true,
+                        Outcome::Failed(f) => r.failed.push(f),
                     }
                 }
             });
@@ -133,10 +164,27 @@ pub fn run_job(
     Ok(report)
 }
 
-enum Done {
-    /// Finished; files inside the item that failed (photos of a folder) are listed.
-    Processed(Vec<(PathBuf, String)>),
+enum Outcome {
+    /// Finished; photos of a folder that failed are listed.
+    Processed(Vec<Failure>),
     Skipped,
+    Busy,
+    Interrupted,
+    Failed(Failure),
+}
+
+fn input_files(w: &Work) -> Vec<&Path> {
+    match w {
+        Work::Video { path, .. } => vec![path.as_path()],
+        Work::Images { paths, .. } => paths.iter().map(|p| p.as_path()).collect(),
+    }
+}
+
+/// The fingerprint recorded in a finished input's summary, if any.
+fn finished_fingerprint(out: &OutputPaths) -> Option<Fingerprint> {
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.summary()).ok()?).ok()?;
+    serde_json::from_value(summary.get("fingerprint")?.clone()).ok()
 }
 
 fn process(
@@ -146,7 +194,7 @@ fn process(
     cfg: &JobConfig,
     i: usize,
     n: usize,
-) -> std::result::Result<Done, (PathBuf, String)> {
+) -> Outcome {
     let (name, path) = match w {
         Work::Video { path, .. } => (path.display().to_string(), path.clone()),
         Work::Images { rel_dir, paths } => (
@@ -154,51 +202,91 @@ fn process(
             rel_dir.clone(),
         ),
     };
-    if !cfg.force && out.summary().is_file() {
+    let fail = |e: Error| {
+        if matches!(e, Error::Interrupted) {
+            return Outcome::Interrupted;
+        }
+        let kind = e.kind();
+        tracing::error!("{e} ({})", kind.advice());
+        Outcome::Failed(Failure {
+            path: path.clone(),
+            kind,
+            message: e.to_string(),
+        })
+    };
+    let config = config_hash(&cfg.options, &analyzer.model_hashes);
+    let print = match fingerprint(&input_files(w), &config) {
+        Ok(f) => f,
+        Err(e) => return fail(Error::video(&path, FailureKind::Unreadable, e.to_string())),
+    };
+    if !cfg.force && finished_fingerprint(out).as_ref() == Some(&print) {
+        tracing::info!("[{}/{n}] {name}: already done, skipped", i + 1);
+        return Outcome::Skipped;
+    }
+    let lock = match Lock::acquire(&out.file(".lock"), cfg.lock_timeout) {
+        Ok(Ok(l)) => l,
+        Ok(Err(Busy::HeldBy(owner, age))) => {
+            tracing::info!(
+                "[{}/{n}] {name}: being processed by {owner} (heartbeat {age} s ago), skipped",
+                i + 1
+            );
+            return Outcome::Busy;
+        }
+        Err(e) => return fail(e),
+    };
+    // Another worker may have finished it while we waited for the lock.
+    if !cfg.force && finished_fingerprint(out).as_ref() == Some(&print) {
+        return Outcome::Skipped;
+    }
+    if out.summary().exists() {
         tracing::info!(
-            "[{}/{n}] {name}: already done ({}), skipped",
-            i + 1,
-            out.summary().display()
+            "{name}: the input or the options changed since it was processed; processing it again"
         );
-        return Ok(Done::Skipped);
     }
     tracing::info!("[{}/{n}] {name}", i + 1);
     let mut failures = Vec::new();
     let result = match w {
-        Work::Video { path, .. } => process_video(analyzer, path, out, cfg),
-        Work::Images { paths, .. } => process_images(analyzer, paths, out, cfg, &mut failures),
+        Work::Video { path, .. } => process_video(analyzer, path, out, cfg, &print),
+        Work::Images { paths, .. } => {
+            process_images(analyzer, paths, out, cfg, &print, &mut failures)
+        }
     };
-    match result {
+    let outcome = match result {
         Ok(faces) => {
             tracing::info!("{name}: {faces} faces → {}", out.tar().display());
-            Ok(Done::Processed(failures))
+            Outcome::Processed(failures)
         }
+        Err(Error::Interrupted) => Outcome::Interrupted,
         Err(e) => {
             remove_partials(out);
-            tracing::error!("{e}");
-            Err((path, e.to_string()))
+            fail(e)
         }
-    }
+    };
+    drop(lock);
+    outcome
 }
 
 fn remove_partials(out: &OutputPaths) {
     for p in [out.tar(), out.metadata(), out.age_gender(), out.samples()] {
         let _ = std::fs::remove_file(OutputPaths::partial(&p));
     }
+    let _ = std::fs::remove_file(out.file(".checkpoint.json"));
 }
 
-fn write_failures(output: &Path, failed: &[(PathBuf, String)]) -> Result<()> {
+fn write_failures(output: &Path, failed: &[Failure]) -> Result<()> {
     let path = output.join("failures.tsv");
     if failed.is_empty() {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     }
-    let mut text = String::from("path\treason\n");
-    for (p, reason) in failed {
+    let mut text = String::from("path\tkind\treason\tadvice\n");
+    for f in failed {
         text.push_str(&format!(
-            "{}\t{}\n",
-            crate::sink::tsv_field(&p.to_string_lossy()),
-            crate::sink::tsv_field(reason)
+            "{}\t{}\t{}\t{}\n",
+            crate::sink::tsv_field(&f.path.to_string_lossy()),
+            f.kind.as_str(),
+            crate::sink::tsv_field(&f.message),
+            f.kind.advice()
         ));
     }
     crate::models::store::write_atomic(&path, text.as_bytes())
@@ -226,20 +314,67 @@ fn common_summary(analyzer: &Analyzer, cfg: &JobConfig, faces: u64) -> serde_jso
     })
 }
 
-/// Processes one video into `out` (the job's per-video work; `bench` times it too).
+/// Processes one video into `out` (the job's per-video work; `bench` times it too). Resumes from
+/// the video's checkpoint when one matches `print`.
 pub fn process_video(
     analyzer: &mut Analyzer,
     path: &Path,
     out: &OutputPaths,
     cfg: &JobConfig,
+    print: &Fingerprint,
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings;
-    let mut source = FfmpegSource::open(path, cfg.every)?;
-    let mut writer = ResultWriter::create(out.clone(), analyzer.classifier_names())?;
+    let mut source = FfmpegSource::open(path, cfg.every, cfg.stall_timeout)?;
+    let journal_path = out.file(".checkpoint.json");
+    let checkpoint = journal::read(&journal_path).filter(|c| &c.fingerprint == print);
+    let mut writer = match &checkpoint {
+        Some(c) => match ResultWriter::open(
+            out.clone(),
+            analyzer.classifier_names(),
+            Some((c.lengths, c.faces)),
+        ) {
+            Ok(w) => {
+                tracing::info!(
+                    "{}: resuming after {} sampled frames",
+                    path.display(),
+                    c.sampled_frames
+                );
+                source.skip_sampled(c.sampled_frames);
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut sampled = if writer.is_some() {
+        checkpoint.as_ref().map_or(0, |c| c.sampled_frames)
+    } else {
+        0
+    };
+    let mut writer = match writer.take() {
+        Some(w) => w,
+        None => ResultWriter::open(out.clone(), analyzer.classifier_names(), None)?,
+    };
     let (mut decode_s, mut write_s) = (0.0, 0.0);
-    let mut sampled = 0u64;
+    let mut last_checkpoint = Instant::now();
     loop {
+        if crate::resume::stop_requested() {
+            let lengths = writer.sync()?;
+            journal::write(
+                &journal_path,
+                &Checkpoint {
+                    fingerprint: print.clone(),
+                    sampled_frames: sampled,
+                    faces: writer.faces,
+                    lengths,
+                },
+            )?;
+            return Err(Error::Interrupted);
+        }
         let t = Instant::now();
         let mut batch = Vec::with_capacity(cfg.batch_frames);
         while batch.len() < cfg.batch_frames {
@@ -278,9 +413,29 @@ pub fn process_video(
             }
             sampled += 1;
         }
+        if last_checkpoint.elapsed() >= cfg.checkpoint_every {
+            let lengths = writer.sync()?;
+            journal::write(
+                &journal_path,
+                &Checkpoint {
+                    fingerprint: print.clone(),
+                    sampled_frames: sampled,
+                    faces: writer.faces,
+                    lengths,
+                },
+            )?;
+            last_checkpoint = Instant::now();
+        }
         write_s += t.elapsed().as_secs_f64();
     }
     let stats = source.stats().clone();
+    if stats.frames_decoded == 0 {
+        return Err(Error::video(
+            path,
+            FailureKind::NoFrames,
+            "no frame could be decoded",
+        ));
+    }
     if stats.partial {
         tracing::warn!(
             "{}: {}; results cover the frames up to {:.1} s",
@@ -292,7 +447,9 @@ pub fn process_video(
     let t = analyzer.timings;
     let mut summary = common_summary(analyzer, cfg, writer.faces);
     summary["input"] = input_record(path);
+    summary["fingerprint"] = serde_json::to_value(print).unwrap_or_default();
     summary["status"] = json!(if stats.partial { "partial" } else { "complete" });
+    summary["resumed_after_sampled_frames"] = json!(checkpoint.map(|c| c.sampled_frames));
     summary["video"] = serde_json::to_value(source.info()).unwrap_or_default();
     summary["decode"] = serde_json::to_value(&stats).unwrap_or_default();
     summary["timings_s"] = json!({
@@ -305,6 +462,7 @@ pub fn process_video(
     });
     let faces = writer.faces;
     writer.finish(&summary)?;
+    let _ = std::fs::remove_file(&journal_path);
     Ok(faces)
 }
 
@@ -313,17 +471,29 @@ fn process_images(
     paths: &[PathBuf],
     out: &OutputPaths,
     cfg: &JobConfig,
-    failures: &mut Vec<(PathBuf, String)>,
+    print: &Fingerprint,
+    failures: &mut Vec<Failure>,
 ) -> Result<u64> {
     let started = Instant::now();
-    let mut writer = ResultWriter::create(out.clone(), analyzer.classifier_names())?;
+    let mut writer = ResultWriter::open(out.clone(), analyzer.classifier_names(), None)?;
     let mut done = Vec::new();
     for (ordinal, path) in paths.iter().enumerate() {
+        if crate::resume::stop_requested() {
+            return Err(Error::Interrupted);
+        }
         let image = match BgrImage::load(path) {
             Ok(i) => i,
             Err(e) => {
-                tracing::error!("{e}");
-                failures.push((path.clone(), e.to_string()));
+                let kind = match &e {
+                    Error::Io { .. } => FailureKind::Unreadable,
+                    _ => FailureKind::NotAVideo,
+                };
+                tracing::error!("{e} ({})", kind.advice());
+                failures.push(Failure {
+                    path: path.clone(),
+                    kind,
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
@@ -343,6 +513,7 @@ fn process_images(
         done.push(json!({"frame": ordinal, "path": path.to_string_lossy(), "width": image.width, "height": image.height, "faces": faces.len()}));
     }
     let mut summary = common_summary(analyzer, cfg, writer.faces);
+    summary["fingerprint"] = serde_json::to_value(print).unwrap_or_default();
     summary["status"] = json!("complete");
     summary["images"] = json!(done);
     summary["timings_s"] = json!({"total": started.elapsed().as_secs_f64()});

@@ -94,6 +94,27 @@ pub struct ResultWriter {
     pub faces: u64,
 }
 
+/// Opens an existing temporary file cut back to `len` bytes, positioned at its end.
+fn reopen_at(path: &Path, len: u64) -> Result<BufWriter<File>> {
+    use std::io::Seek;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let actual = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if actual < len {
+        return Err(Error::Invalid(format!(
+            "{}: shorter than its checkpoint; starting over",
+            path.display()
+        )));
+    }
+    f.set_len(len).map_err(|e| Error::io(path, e))?;
+    f.seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(BufWriter::with_capacity(1 << 16, f))
+}
+
 fn create(path: &Path) -> Result<BufWriter<File>> {
     File::create(path)
         .map(|f| BufWriter::with_capacity(1 << 16, f))
@@ -101,17 +122,52 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
 }
 
 impl ResultWriter {
-    pub fn create(paths: OutputPaths, classifiers: Vec<String>) -> Result<ResultWriter> {
+    /// Starts fresh result files, or — given a checkpoint's lengths and face count — reopens the
+    /// temporary files of an interrupted run cut back to that checkpoint.
+    pub fn open(
+        paths: OutputPaths,
+        classifiers: Vec<String>,
+        resume: Option<([u64; 4], u64)>,
+    ) -> Result<ResultWriter> {
         std::fs::create_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
-        let mut metadata = create(&OutputPaths::partial(&paths.metadata()))?;
-        writeln!(metadata, "{METADATA_HEADER}").map_err(|e| Error::io(paths.metadata(), e))?;
-        let mut age_gender = create(&OutputPaths::partial(&paths.age_gender()))?;
-        writeln!(age_gender, "{AGE_GENDER_HEADER}")
-            .map_err(|e| Error::io(paths.age_gender(), e))?;
-        let mut samples = create(&OutputPaths::partial(&paths.samples()))?;
-        writeln!(samples, "{SAMPLES_HEADER}").map_err(|e| Error::io(paths.samples(), e))?;
-        let mut tar = tar::Builder::new(create(&OutputPaths::partial(&paths.tar()))?);
+        let files = [
+            paths.tar(),
+            paths.metadata(),
+            paths.age_gender(),
+            paths.samples(),
+        ];
+        let [tar, mut metadata, mut age_gender, mut samples] = match resume {
+            Some((lengths, _)) => {
+                let mut opened = Vec::with_capacity(4);
+                for (p, len) in files.iter().zip(lengths) {
+                    opened.push(reopen_at(&OutputPaths::partial(p), len)?);
+                }
+                opened
+                    .try_into()
+                    .map_err(|_| Error::Invalid("internal: four files".into()))?
+            }
+            None => {
+                let mut created = Vec::with_capacity(4);
+                for p in &files {
+                    created.push(create(&OutputPaths::partial(p))?);
+                }
+                created
+                    .try_into()
+                    .map_err(|_| Error::Invalid("internal: four files".into()))?
+            }
+        };
+        if resume.is_none() {
+            for (w, header, p) in [
+                (&mut metadata, METADATA_HEADER, &files[1]),
+                (&mut age_gender, AGE_GENDER_HEADER, &files[2]),
+                (&mut samples, SAMPLES_HEADER, &files[3]),
+            ] {
+                writeln!(w, "{header}").map_err(|e| Error::io(p, e))?;
+            }
+        }
+        let mut tar = tar::Builder::new(tar);
         tar.mode(tar::HeaderMode::Deterministic);
+        let faces = resume.map(|(_, f)| f).unwrap_or(0);
         Ok(ResultWriter {
             paths,
             tar,
@@ -119,8 +175,26 @@ impl ResultWriter {
             age_gender,
             samples,
             classifiers,
-            faces: 0,
+            faces,
         })
+    }
+
+    /// Flushes and syncs the temporary files and returns their lengths, for a checkpoint.
+    pub fn sync(&mut self) -> Result<[u64; 4]> {
+        let tar_path = self.paths.tar();
+        let writers: [(&mut BufWriter<File>, PathBuf); 4] = [
+            (self.tar.get_mut(), tar_path),
+            (&mut self.metadata, self.paths.metadata()),
+            (&mut self.age_gender, self.paths.age_gender()),
+            (&mut self.samples, self.paths.samples()),
+        ];
+        let mut lengths = [0u64; 4];
+        for (i, (w, p)) in writers.into_iter().enumerate() {
+            w.flush().map_err(|e| Error::io(&p, e))?;
+            w.get_ref().sync_data().map_err(|e| Error::io(&p, e))?;
+            lengths[i] = w.get_ref().metadata().map_err(|e| Error::io(&p, e))?.len();
+        }
+        Ok(lengths)
     }
 
     /// Adds one frame's faces: a chip per face in the tar, a metadata row per face, an age/gender
