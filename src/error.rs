@@ -58,6 +58,8 @@ pub enum FailureKind {
     NotAVideo,
     /// A media file without a video stream (audio only).
     NoVideoStream,
+    /// Cut off: the index the container needs (an MP4 `moov` at the end) is missing.
+    Truncated,
     /// Opened, but no frame could be decoded (truncated before the first frame, broken codec data).
     NoFrames,
     /// No progress for the stall timeout (a file or file system that hangs).
@@ -75,6 +77,7 @@ impl FailureKind {
             FailureKind::Unreadable => "unreadable",
             FailureKind::NotAVideo => "not-a-video",
             FailureKind::NoVideoStream => "no-video-stream",
+            FailureKind::Truncated => "truncated",
             FailureKind::NoFrames => "no-frames",
             FailureKind::Stalled => "stalled",
             FailureKind::Output => "output",
@@ -89,6 +92,7 @@ impl FailureKind {
             FailureKind::Unreadable => "check the file exists and is readable by this user",
             FailureKind::NotAVideo => "check it is a complete video file (ffprobe FILE)",
             FailureKind::NoVideoStream => "the file has no pictures (audio only?); remove it from the input",
+            FailureKind::Truncated => "the file was cut off (incomplete copy or recording); copy it again, or remux what exists with a tool that rebuilds the index",
             FailureKind::NoFrames => "the video data is damaged or cut off before the first frame; re-copy or re-encode it",
             FailureKind::Stalled => "the file or its file system stopped responding; check the storage and rerun",
             FailureKind::Output => "check free space and write permission in the output folder, then rerun",

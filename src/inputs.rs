@@ -162,6 +162,20 @@ fn classify(
         return;
     }
     let video_ext = VIDEO_EXTENSIONS.contains(&ext.as_str());
+    // Never open FIFOs, sockets or devices: opening a FIFO with no writer would block forever.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            if video_ext {
+                rejected.push(Rejected {
+                    path: path.to_path_buf(),
+                    kind: FailureKind::Unreadable,
+                    reason: "not a regular file (FIFO, socket or device)".into(),
+                });
+            }
+            return;
+        }
+        _ => {}
+    }
     let size = match std::fs::File::open(path).and_then(|f| f.metadata()) {
         Ok(m) => m.len(),
         Err(e) => {

@@ -121,6 +121,9 @@ pub struct RunArgs {
     /// Process only shard K of N (0 ≤ K < N): a fixed share of the inputs, for job arrays.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
+    /// Sampled frames sent through the models together.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub batch_frames: usize,
     /// Seconds between checkpoints inside a video (a killed run resumes from the last one).
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     pub checkpoint_every: f64,

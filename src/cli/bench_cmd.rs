@@ -23,6 +23,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         jobs: 1,
         force: true,
         shard: None,
+        batch_frames: 8,
         checkpoint_every: 3600.0,
         lock_timeout: 300,
         stall_timeout: 300,

@@ -29,11 +29,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         ),
     }
     let analyzers = open_analyzers(g, &a.model, a.jobs.max(1))?;
-    let (mut work, rejected) = discover(&a.input, Some(&output));
-    if let Some((k, n)) = a.shard {
-        work.retain(|w| crate::inputs::shard_of(w, n) == k);
-        tracing::info!("shard {k}/{n}: {} inputs", work.len());
-    }
+    let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
         bail!(
@@ -44,6 +40,14 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if let Some((k, n)) = a.shard {
+        work.retain(|w| crate::inputs::shard_of(w, n) == k);
+        // Files that cannot be used are reported once, by shard 0.
+        if k != 0 {
+            rejected.clear();
+        }
+        tracing::info!("shard {k}/{n}: {} inputs", work.len());
     }
     tracing::info!(
         "{} inputs to process, results in {}",
@@ -113,6 +117,9 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         "device": "cpu",
         "chip_size": crate::align::CHIP_SIZE,
         "jpeg_quality": crate::sink::JPEG_QUALITY,
+        // Batch composition can move the last digit of a model output, so it is part of the
+        // configuration a result is reused for.
+        "batch_frames": a.batch_frames.max(1),
     });
     if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
         bail!("--checkpoint-every must be zero or a positive number of seconds");
@@ -122,7 +129,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         every: a.every,
         annotate_every: a.frames,
         force: a.force,
-        batch_frames: 8,
+        batch_frames: a.batch_frames.max(1),
         options,
         checkpoint_every: std::time::Duration::from_secs_f64(a.checkpoint_every),
         lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),

@@ -49,7 +49,9 @@ pub fn probe_video(path: &Path) -> std::result::Result<(), (FailureKind, String)
             format!("not a decodable video: {m}"),
         )
     };
-    let ictx = ff::format::input(&path).map_err(|e| not_video(e.to_string()))?;
+    let (name, _keep_open) =
+        ffmpeg_path(path).map_err(|e| (FailureKind::Unreadable, format!("cannot read: {e}")))?;
+    let ictx = ff::format::input(&name).map_err(|e| open_failure(path, e))?;
     // Still-image "videos" (a JPEG or PNG opened by the image2 demuxer) are photos, not videos.
     let fmt = ictx.format().name().to_string();
     if fmt.contains("image2") || fmt.ends_with("_pipe") {
@@ -68,6 +70,40 @@ pub fn probe_video(path: &Path) -> std::result::Result<(), (FailureKind, String)
         )));
     }
     Ok(())
+}
+
+/// The path to hand to FFmpeg. ffmpeg-next only takes UTF-8 paths; any other file name is opened
+/// here and passed as `/proc/self/fd/N` (the returned file keeps that descriptor open).
+fn ffmpeg_path(path: &Path) -> std::io::Result<(String, Option<std::fs::File>)> {
+    match path.to_str() {
+        Some(s) => Ok((s.to_string(), None)),
+        None => {
+            let f = std::fs::File::open(path)?;
+            let fd = std::os::unix::io::AsRawFd::as_raw_fd(&f);
+            Ok((format!("/proc/self/fd/{fd}"), Some(f)))
+        }
+    }
+}
+
+/// Classifies a failure to open a file. FFmpeg reports a missing MP4 index only in its log, so a
+/// file that starts like an MP4/MOV (an `ftyp` box) but cannot be opened is taken as truncated.
+fn open_failure(path: &Path, e: ff::Error) -> (FailureKind, String) {
+    let mut head = [0u8; 12];
+    let mp4_like = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map(|_| &head[4..8] == b"ftyp")
+        .unwrap_or(false);
+    if mp4_like {
+        (
+            FailureKind::Truncated,
+            format!("an MP4/MOV file without its index (moov), probably cut off: {e}"),
+        )
+    } else {
+        (
+            FailureKind::NotAVideo,
+            format!("not a decodable video: {e}"),
+        )
+    }
 }
 
 pub struct FfmpegSource {
@@ -89,6 +125,8 @@ pub struct FfmpegSource {
     finished: bool,
     decoded: ff::frame::Video,
     watchdog: Watchdog,
+    /// Frames the container's header announces (0 when it does not say).
+    declared_frames: u64,
     /// Sampled frames still to pass over without converting them (resuming after a checkpoint).
     skip: u64,
 }
@@ -164,12 +202,18 @@ impl FfmpegSource {
         }
         let watchdog = Watchdog::new(stall_timeout);
         let w = watchdog.clone();
-        let input = ff::format::input_with_interrupt(&path, move || w.should_abort()).map_err(
+        let (name, _keep_open) = ffmpeg_path(path).map_err(|e| {
+            Error::video(path, FailureKind::Unreadable, format!("cannot read: {e}"))
+        })?;
+        let input = ff::format::input_with_interrupt(&name, move || w.should_abort()).map_err(
             |e| match e {
                 ff::Error::Exit => {
                     Error::video(path, watchdog.failure_kind(), "opening the file stalled")
                 }
-                e => err(format!("cannot open as a video: {e}")),
+                e => {
+                    let (kind, message) = open_failure(path, e);
+                    Error::video(path, kind, message)
+                }
             },
         )?;
         let container = input.format().name().to_string();
@@ -254,6 +298,7 @@ impl FfmpegSource {
             }
         };
         let raw = RAW_FORMATS.contains(&container.as_str());
+        let declared_frames = stream.frames().max(0) as u64;
         // SAFETY: the format context is valid while `input` lives; start_time is a plain field.
         let container_start = unsafe { (*input.as_ptr()).start_time };
         let stream_start = stream.start_time();
@@ -308,6 +353,7 @@ impl FfmpegSource {
             finished: false,
             decoded: ff::frame::Video::empty(),
             watchdog,
+            declared_frames,
             skip: 0,
         })
     }
@@ -494,6 +540,18 @@ fn set_colorspace(ctx: &scaling::Context, space: ff::color::Space, range: ff::co
 }
 
 impl FfmpegSource {
+    /// A file that ends well before the frame count its header announces was cut off: mark it
+    /// partial (its frames are still processed).
+    fn check_complete(&mut self) {
+        let (got, declared) = (self.stats.frames_decoded, self.declared_frames);
+        if declared > 0 && got + 2 + declared / 100 < declared && !self.stats.partial {
+            self.stats.partial = true;
+            self.stats.partial_reason = Some(format!(
+                "the file ends after {got} of the {declared} frames its header lists (cut off?)"
+            ));
+        }
+    }
+
     /// Passes over the next `n` sampled frames without converting them (they were processed
     /// before a checkpoint).
     pub fn skip_sampled(&mut self, n: u64) {
@@ -514,6 +572,7 @@ impl FrameSource for FfmpegSource {
         while !self.finished {
             if !self.receive()? {
                 self.finished = true;
+                self.check_complete();
                 break;
             }
             let index = self.stats.frames_decoded;

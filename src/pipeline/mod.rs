@@ -90,10 +90,25 @@ pub fn output_paths(work: &[Work], output: &Path) -> Vec<OutputPaths> {
             };
             OutputPaths {
                 dir: output.join(&dir),
-                stem,
+                stem: fit_name(&stem),
             }
         })
         .collect()
+}
+
+/// File names are limited to 255 bytes; result names add up to 30 to the stem. A longer stem is
+/// cut (at a character boundary) and made unique again with a hash of the whole stem.
+fn fit_name(stem: &str) -> String {
+    const MAX: usize = 200;
+    if stem.len() <= MAX {
+        return stem.to_string();
+    }
+    let mut cut = MAX - 17;
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = crate::models::store::sha256_bytes(stem.as_bytes());
+    format!("{}~{}", &stem[..cut], &hash[..16])
 }
 
 /// Results of a folder of photos are named `{folder}_photos`, or `photos` for the input folder

@@ -5,4 +5,5 @@
 mod cli;
 mod common;
 mod face_models;
+mod reliability;
 mod video_job;

@@ -1,0 +1,537 @@
+//! Issue 4: killed runs resume byte-identically, bad inputs never stop the batch, any file name
+//! round-trips, several workers share one output folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+use crate::video_job::{binary, ffmpeg};
+
+const RESULT_FILES: [&str; 4] = [
+    "_chips.tar",
+    "_face_metadata.tsv",
+    "_age_gender.tsv",
+    "_sampled_frames.tsv",
+];
+
+/// Three 3-second clips cut from the Hamilton clip.
+fn short_clips(dir: &Path, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let src = media("videos/faces_hamilton_whitehouse.mp4");
+    for i in 0..n {
+        let out = input.join(format!("clip{i}.mp4"));
+        let start = format!("{}", 3 * (i % 3));
+        ffmpeg(&[
+            "-ss",
+            &start,
+            "-t",
+            "3",
+            "-i",
+            src.to_str().unwrap(),
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            out.to_str().unwrap(),
+        ]);
+    }
+    input
+}
+
+fn job(input: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(binary());
+    c.arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(out)
+        .args([
+            "--every",
+            "0.25",
+            "--batch-frames",
+            "2",
+            "--checkpoint-every",
+            "0",
+        ])
+        .args(extra);
+    c
+}
+
+/// Every result file (not the summaries, whose timings differ) by name.
+fn results(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(out).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if RESULT_FILES.iter().any(|s| name.ends_with(s)) {
+            m.insert(name, std::fs::read(&p).unwrap());
+        }
+    }
+    m
+}
+
+#[test]
+fn killed_runs_resume_to_byte_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = short_clips(dir.path(), 3);
+    let reference = dir.path().join("reference");
+    assert!(job(&input, &reference, &["-q"]).status().unwrap().success());
+    let want = results(&reference);
+    assert_eq!(want.len(), 3 * RESULT_FILES.len());
+
+    let out = dir.path().join("out");
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut kills = 0;
+    for _ in 0..40 {
+        let mut child = job(&input, &out, &["-q"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait_ms = 150 + (seed >> 33) % 1200;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before this kill
+        }
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        child.wait().unwrap();
+        kills += 1;
+        if kills >= 12 {
+            break;
+        }
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} kills landed before the job finished"
+    );
+    let st = job(&input, &out, &["-q"]).status().unwrap();
+    assert!(st.success());
+    let got = results(&out);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &want {
+        assert!(
+            got[name] == *bytes,
+            "{name} differs from the uninterrupted run after {kills} kills"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.ends_with(".part")
+                || n.ends_with(".lock")
+                || n.ends_with(".checkpoint.json")
+                || n.starts_with(".tmp")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "left over: {leftovers:?}");
+}
+
+#[test]
+fn finished_inputs_are_reused_only_while_input_and_options_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = short_clips(dir.path(), 1);
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        let o = job(&input, &out, &["-v"]).args(extra).output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    run(&[]);
+    assert!(run(&[]).contains("already done"));
+    assert!(
+        run(&["--threshold", "0.9"]).contains("options changed"),
+        "changed options re-process"
+    );
+    assert!(
+        run(&["--threshold", "0.9", "--force"]).contains("faces →"),
+        "--force re-processes"
+    );
+    // A changed input is processed again.
+    let clip = input.join("clip0.mp4");
+    let mut bytes = std::fs::read(&clip).unwrap();
+    bytes.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&clip, bytes).unwrap();
+    assert!(run(&["--threshold", "0.9"]).contains("faces →"));
+}
+
+#[test]
+fn two_workers_on_one_folder_process_every_video_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = short_clips(dir.path(), 4);
+    let out = dir.path().join("out");
+    let spawn = || {
+        job(&input, &out, &["-v"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let logs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| String::from_utf8_lossy(&c.wait_with_output().unwrap().stderr).into_owned())
+        .collect();
+    for i in 0..4 {
+        let name = format!("clip{i}.mp4: ");
+        let processed = logs
+            .iter()
+            .map(|l| {
+                l.lines()
+                    .filter(|x| x.contains(&name) && x.contains("faces →"))
+                    .count()
+            })
+            .sum::<usize>();
+        assert_eq!(
+            processed, 1,
+            "clip{i} processed {processed} times:\n{}\n---\n{}",
+            logs[0], logs[1]
+        );
+        assert!(out.join(format!("clip{i}_summary.json")).is_file());
+    }
+    // Shards split the same folder into disjoint parts that cover it.
+    let out2 = dir.path().join("sharded");
+    for k in 0..3 {
+        assert!(job(&input, &out2, &["-q", "--shard", &format!("{k}/3")])
+            .status()
+            .unwrap()
+            .success());
+    }
+    for i in 0..4 {
+        assert!(out2.join(format!("clip{i}_summary.json")).is_file());
+    }
+}
+
+#[test]
+fn bad_inputs_are_classified_and_the_good_ones_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let p = |n: &str| input.join(n);
+    let s = |p: PathBuf| p.to_str().unwrap().to_string();
+    let src = s(media("videos/faces_hamilton_whitehouse.mp4"));
+    std::fs::File::create(p("zero.mp4")).unwrap();
+    std::fs::write(
+        p("random.mp4"),
+        (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::copy(media("images/insightface_t1.jpg"), p("photo.mp4")).unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-c:a",
+        "aac",
+        &s(p("audio.mp4")),
+    ]);
+    // MP4 cut in half, index at the end: the index is gone.
+    let tmp = dir.path().join("whole.mp4");
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-t",
+        "4",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        &s(tmp.clone()),
+    ]);
+    let bytes = std::fs::read(&tmp).unwrap();
+    std::fs::write(p("cut_moov_end.mp4"), &bytes[..bytes.len() / 2]).unwrap();
+    // MP4 cut in half, index at the front: the frames that exist are processed, marked partial.
+    let fast = dir.path().join("fast.mp4");
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-t",
+        "4",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-movflags",
+        "+faststart",
+        &s(fast.clone()),
+    ]);
+    let bytes = std::fs::read(&fast).unwrap();
+    std::fs::write(p("cut_faststart.mp4"), &bytes[..bytes.len() / 2]).unwrap();
+    // Corrupt bytes in the middle of a stream.
+    let mut bytes = std::fs::read(&fast).unwrap();
+    let mid = bytes.len() / 2;
+    for (i, b) in bytes[mid..mid + 4000].iter_mut().enumerate() {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(p("corrupt_middle.mp4"), &bytes).unwrap();
+    // MPEG-TS with a timestamp discontinuity: two segments, the second 1000 s later.
+    let (a, b) = (dir.path().join("a.ts"), dir.path().join("b.ts"));
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-t",
+        "2",
+        "-an",
+        "-c:v",
+        "mpeg2video",
+        &s(a.clone()),
+    ]);
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-t",
+        "2",
+        "-an",
+        "-c:v",
+        "mpeg2video",
+        "-output_ts_offset",
+        "1000",
+        &s(b.clone()),
+    ]);
+    let mut ts = std::fs::read(&a).unwrap();
+    ts.extend(std::fs::read(&b).unwrap());
+    std::fs::write(p("discontinuity.ts"), ts).unwrap();
+    // Unusual pixel formats and sizes.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=2:size=320x240:rate=25",
+        "-pix_fmt",
+        "gray",
+        "-c:v",
+        "libx264",
+        &s(p("grey.mp4")),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=black:duration=2:size=320x240:rate=25",
+        "-c:v",
+        "libx264",
+        &s(p("black.mp4")),
+    ]);
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-t",
+        "2",
+        "-an",
+        "-pix_fmt",
+        "yuv422p10le",
+        "-c:v",
+        "libx264",
+        &s(p("h264_422_10bit.mkv")),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=1:size=7680x4320:rate=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        &s(p("huge_8k.mp4")),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=2:size=64x48:rate=25",
+        "-c:v",
+        "libx264",
+        &s(p("tiny.mp4")),
+    ]);
+    // Things named like videos that are not files, and a link loop.
+    std::fs::create_dir(p("folder.mp4")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("missing.mp4"), p("dangling.mp4")).unwrap();
+    std::os::unix::fs::symlink(&input, p("loop")).unwrap();
+    std::fs::copy(media("videos/faces_chaplin_bw.mp4"), p("good.mp4")).unwrap();
+
+    let out = dir.path().join("out");
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1), "some inputs failed");
+    let (header, rows) = read_tsv(&out.join("failures.tsv"));
+    assert_eq!(header, ["path", "kind", "reason", "advice"]);
+    let kinds: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| {
+            (
+                Path::new(&r[0])
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                r[1].clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("zero.mp4", "empty"),
+        ("random.mp4", "not-a-video"),
+        ("photo.mp4", "not-a-video"),
+        ("audio.mp4", "no-video-stream"),
+        ("cut_moov_end.mp4", "truncated"),
+        ("dangling.mp4", "unreadable"),
+    ];
+    for (file, kind) in expected {
+        assert_eq!(
+            kinds.get(file).map(String::as_str),
+            Some(kind),
+            "{file}: {kinds:?}"
+        );
+    }
+    assert_eq!(kinds.len(), expected.len(), "nothing else fails: {kinds:?}");
+    let summary = |stem: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(format!("{stem}_summary.json"))).unwrap())
+            .unwrap()
+    };
+    assert_eq!(summary("cut_faststart")["status"], "partial");
+    assert!(
+        summary("cut_faststart")["decode"]["frames_decoded"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+    for stem in [
+        "good",
+        "corrupt_middle",
+        "grey",
+        "black",
+        "h264_422_10bit",
+        "huge_8k",
+        "tiny",
+        "discontinuity",
+    ] {
+        assert!(
+            summary(stem)["decode"]["frames_decoded"].as_u64().unwrap() > 0,
+            "{stem}"
+        );
+    }
+    assert_eq!(summary("huge_8k")["video"]["width"], 7680);
+    // The TS discontinuity: every frame once, timestamps increasing.
+    let d = summary("discontinuity");
+    let count = |f: &Path| -> u64 {
+        let o = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(f)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.trim().trim_end_matches(',').parse().ok())
+            .unwrap()
+    };
+    assert_eq!(
+        d["decode"]["frames_decoded"].as_u64().unwrap(),
+        count(&a) + count(&b),
+        "every frame once"
+    );
+    let (_, srows) = read_tsv(&out.join("discontinuity_sampled_frames.tsv"));
+    let times: Vec<f64> = srows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[1] > w[0]) && *times.last().unwrap() < 10.0,
+        "{times:?}"
+    );
+    assert!(summary("good")["faces"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn any_file_name_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let src = media("videos/faces_hamilton_whitehouse.mp4");
+    let clip = dir.path().join("c.mp4");
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-t",
+        "1.5",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        clip.to_str().unwrap(),
+    ]);
+    use std::os::unix::ffi::OsStrExt;
+    let names: Vec<std::ffi::OsString> = vec![
+        "with space 'quote\" and tab\there.mp4".into(),
+        "new\nline.mp4".into(),
+        std::ffi::OsStr::from_bytes(b"latin1-\xe9t\xe9.mp4").to_os_string(),
+        format!("{}.mp4", "long".repeat(60)).into(),
+        "back\\slash.mp4".into(),
+    ];
+    for n in &names {
+        std::fs::copy(&clip, input.join(n)).unwrap();
+    }
+    let out = dir.path().join("out");
+    let st = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let summaries: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_summary.json"))
+        .collect();
+    assert_eq!(summaries.len(), names.len());
+    for s in &summaries {
+        let stem = s
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches("_summary.json")
+            .to_string();
+        assert!(s.starts_with(&out), "results stay in the output folder");
+        let (header, rows) = read_tsv(&out.join(format!("{stem}_face_metadata.tsv")));
+        assert!(
+            rows.iter().all(|r| r.len() == header.len()),
+            "{stem}: every row keeps its columns"
+        );
+        let tar = out.join(format!("{stem}_chips.tar"));
+        let listed = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+        assert!(listed.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&listed.stdout).lines().count(),
+            rows.len(),
+            "{stem}"
+        );
+    }
+}
