@@ -535,3 +535,69 @@ fn any_file_name_round_trips() {
         );
     }
 }
+
+/// A small or read-only file system as the output (tmpfs mounts; the tests run as root, as CI does).
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = media("videos/faces_hamilton_whitehouse.mp4");
+    let full = Mount::tmpfs(&dir.path().join("full"), "size=100k");
+    let out = full.0.join("out");
+    let o = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&clip)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("No space left on device") && err.contains("free space"),
+        "{err}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["failures.tsv"], "no result files, final or partial");
+
+    let ro = Mount::tmpfs(&dir.path().join("ro"), "ro,size=1m");
+    let o = Command::new(binary())
+        .args(["-q", "--input"])
+        .arg(&clip)
+        .arg("--output")
+        .arg(ro.0.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Read-only file system") && err.contains("/ro/out"),
+        "{err}"
+    );
+}
