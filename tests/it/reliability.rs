@@ -601,3 +601,42 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
         "{err}"
     );
 }
+
+#[test]
+fn ctrl_c_stops_within_seconds_and_the_next_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = short_clips(dir.path(), 2);
+    let out = dir.path().join("out");
+    let mut child = job(&input, &out, &["-q"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "did not stop within 10 s of Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "stopped by the signal (the job takes longer than 2.5 s)");
+    assert!(
+        std::fs::read_dir(&out).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".lock")),
+        "locks released"
+    );
+    assert!(job(&input, &out, &["-q"]).status().unwrap().success());
+    assert_eq!(results(&out).len(), 4 * RESULT_FILES.len());
+}
