@@ -605,7 +605,7 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
 #[test]
 fn ctrl_c_stops_within_seconds_and_the_next_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let input = short_clips(dir.path(), 2);
+    let input = short_clips(dir.path(), 4);
     let out = dir.path().join("out");
     let mut child = job(&input, &out, &["-q"])
         .stderr(Stdio::piped())
