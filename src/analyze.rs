@@ -1,6 +1,8 @@
 //! The image-level core shared by every command: detect → align → classify on a batch of frames.
 
+use crate::align::margin::{margin_crop, MARGIN};
 use crate::align::{align_face, Chip};
+use crate::classify::crop::CropConvention;
 use crate::classify::{AgeGender, AgeGenderModel, OnnxAgeGender};
 use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
 use crate::error::{Error, Result};
@@ -8,7 +10,8 @@ use crate::image::BgrImage;
 use crate::models::{Manifest, ModelStore, Role};
 use crate::runtime::SessionOptions;
 
-/// One face with its chip and one estimate per classifier (in `Analyzer::classifier_names` order).
+/// One face with its chip and one estimate per classifier and crop convention (in
+/// `Analyzer::classifier_names` order).
 #[derive(Clone, Debug)]
 pub struct AnalyzedFace {
     pub face: Face,
@@ -19,6 +22,8 @@ pub struct AnalyzedFace {
 pub struct Analyzer {
     pub detector: Box<dyn Detector>,
     pub classifiers: Vec<Box<dyn AgeGenderModel>>,
+    /// The crop conventions every classifier runs with.
+    pub crops: Vec<CropConvention>,
     /// Hashes of every model in use, `(name, sha256)`, for the run's records.
     pub model_hashes: Vec<(String, String)>,
     /// Requested optional models that are not installed (reported once by the caller).
@@ -40,6 +45,8 @@ pub struct ModelChoice {
     pub detector: String,
     /// Age/gender models to run; `None` = every default one that is installed.
     pub classifiers: Option<Vec<String>>,
+    /// Crop conventions for the age/gender models (default: aligned, the seed's).
+    pub crops: Vec<CropConvention>,
 }
 
 impl Default for ModelChoice {
@@ -47,6 +54,7 @@ impl Default for ModelChoice {
         ModelChoice {
             detector: "retinaface_mnet025".into(),
             classifiers: None,
+            crops: vec![CropConvention::Aligned],
         }
     }
 }
@@ -84,6 +92,7 @@ impl Analyzer {
             ),
         };
         let mut classifiers: Vec<Box<dyn AgeGenderModel>> = Vec::new();
+        let mut default_crops: Vec<CropConvention> = Vec::new();
         let mut missing_optional = Vec::new();
         for name in names {
             let spec = manifest.get(&name)?;
@@ -100,6 +109,13 @@ impl Analyzer {
             let path = store.verified_path(spec)?;
             model_hashes.push((spec.name.clone(), crate::models::store::sha256_file(&path)?));
             classifiers.push(Box::new(OnnxAgeGender::open(spec, &path, session)?));
+            let crop = spec.crop.unwrap_or(CropConvention::Aligned);
+            if !default_crops.contains(&crop) {
+                default_crops.push(crop);
+            }
+        }
+        if default_crops.is_empty() {
+            default_crops.push(CropConvention::Aligned);
         }
         Ok(Analyzer {
             detector,
@@ -107,13 +123,15 @@ impl Analyzer {
             model_hashes,
             missing_optional,
             timings: StageTimings::default(),
+            crops: if choice.crops.is_empty() { default_crops } else { choice.crops.clone() },
         })
     }
 
+    /// One name per (model, crop convention), model-major: `imdb`, `imdb-margin`, `utk`, ….
     pub fn classifier_names(&self) -> Vec<String> {
         self.classifiers
             .iter()
-            .map(|c| c.name().to_string())
+            .flat_map(|c| self.crops.iter().map(move |crop| crop.label(c.name())))
             .collect()
     }
 
@@ -129,10 +147,26 @@ impl Analyzer {
             .map(|(frame, fs)| fs.iter().map(|f| align_face(frame, f)).collect())
             .collect();
         let flat: Vec<&BgrImage> = chips.iter().flatten().map(|c| &c.image).collect();
+        let margins: Vec<BgrImage> = if self.crops.contains(&CropConvention::Margin) {
+            frames
+                .iter()
+                .zip(&faces)
+                .flat_map(|(frame, fs)| fs.iter().map(|f| margin_crop(frame, f.bbox, MARGIN)).collect::<Vec<_>>())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let margin_refs: Vec<&BgrImage> = margins.iter().collect();
         let t2 = std::time::Instant::now();
-        let mut per_model = Vec::with_capacity(self.classifiers.len());
+        let mut per_model = Vec::with_capacity(self.classifiers.len() * self.crops.len());
         for c in &mut self.classifiers {
-            per_model.push(c.classify(&flat)?);
+            for crop in &self.crops {
+                let inputs = match crop {
+                    CropConvention::Aligned => &flat,
+                    CropConvention::Margin => &margin_refs,
+                };
+                per_model.push(c.classify(inputs)?);
+            }
         }
         let t3 = std::time::Instant::now();
         self.timings.detect_s += (t1 - t0).as_secs_f64();

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod evaluate;
 pub mod home;
 pub mod image;
 pub mod inputs;

@@ -1,6 +1,7 @@
 //! Face alignment: a similarity transform from the five landmarks to the ArcFace template ×2, and
 //! the warp that cuts the 224×224 chip.
 
+pub mod margin;
 pub mod similarity;
 pub mod warp;
 

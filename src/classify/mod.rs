@@ -4,6 +4,8 @@
 //! the model's 64×64 input with OpenCV `INTER_LINEAR` semantics, fed as BGR raw 0–255 floats with no
 //! normalisation; `female = gender_softmax[0]`, `age = Σ i·p_i` over the 101 age bins.
 
+pub mod crop;
+
 use std::path::Path;
 
 use ort::session::Session;

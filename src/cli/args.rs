@@ -36,6 +36,9 @@ pub enum Command {
     /// Detect faces in still images and print one TSV row per face.
     #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
     Image(ImageArgs),
+    /// Age/gender quality: against hand-coded labels, between classifiers, and over time.
+    #[command(after_help = "Examples:\n  facetv-gpu evaluate results/\n  facetv-gpu evaluate results/ --labels coded_sample.tsv --json")]
+    Evaluate(EvaluateArgs),
     /// Measure each stage alone and the whole job on one video.
     #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]
     Bench(BenchArgs),
@@ -81,6 +84,12 @@ pub struct ModelArgs {
     /// Age/gender models, comma-separated (default: imdb and, when installed, utk).
     #[arg(long, value_delimiter = ',')]
     pub classifiers: Option<Vec<String>>,
+    /// What the age/gender models see: `aligned` (the landmark-aligned chip, the research seed's
+    /// choice and the default in models/models.toml) and/or `margin` (the box widened by 40 %, what
+    /// the models were trained on). `aligned,margin` runs both; results are labelled `imdb`,
+    /// `imdb-margin`, ….
+    #[arg(long, value_delimiter = ',', value_enum, value_name = "CROP[,CROP]")]
+    pub age_crop: Option<Vec<crate::classify::crop::CropConvention>>,
     /// Minimum detection score.
     #[arg(long, default_value_t = 0.8)]
     pub threshold: f32,
@@ -197,4 +206,18 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(format!("need 0 <= K < N, got {k}/{n}"));
     }
     Ok((k, n))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateArgs {
+    /// A results folder written by the main job.
+    #[arg(value_name = "RESULTS_DIR")]
+    pub results: std::path::PathBuf,
+    /// Hand-coded labels (TSV; see `docs/FIDELITY.md` for the columns). Without them only the
+    /// label-free diagnostics are reported.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<std::path::PathBuf>,
+    /// Print the evaluation as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

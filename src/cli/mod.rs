@@ -3,6 +3,7 @@
 
 mod args;
 mod bench_cmd;
+mod evaluate_cmd;
 mod image_cmd;
 mod models_cmd;
 mod run_cmd;
@@ -29,6 +30,7 @@ pub enum Outcome {
 pub fn main_with(cli: Cli) -> Result<Outcome> {
     init_logging(&cli.global);
     match cli.command {
+        Some(Command::Evaluate(a)) => evaluate_cmd::run(&a),
         Some(Command::Bench(a)) => bench_cmd::run(&cli.global, &a),
         Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),
         Some(Command::Models(m)) => models_cmd::run(&cli.global, m),
@@ -94,6 +96,7 @@ fn model_choice(m: &ModelArgs) -> ModelChoice {
     ModelChoice {
         detector: m.detector.clone(),
         classifiers: m.classifiers.clone(),
+        crops: m.age_crop.clone().unwrap_or_default(),
     }
 }
 

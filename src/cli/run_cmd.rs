@@ -113,6 +113,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         "max_side": detect.max_side,
         "min_face_px": detect.min_face,
         "classifiers": analyzer.classifier_names(),
+        "age_crops": analyzer.crops,
         "frames": a.frames,
         "device": "cpu",
         "chip_size": crate::align::CHIP_SIZE,

@@ -102,6 +102,9 @@ pub struct ModelSpec {
     pub source: Source,
     pub input: InputSpec,
     pub outputs: Vec<String>,
+    /// Age/gender models: the crop convention used unless `--age-crop` says otherwise.
+    #[serde(default)]
+    pub crop: Option<crate::classify::crop::CropConvention>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

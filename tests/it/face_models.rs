@@ -478,6 +478,7 @@ fn tiny_spec(file: &str, sha: Option<&str>) -> ModelSpec {
             std: [1.0; 3],
         },
         outputs: vec!["output0".into(), "output1".into(), "output2".into()],
+        crop: None,
     }
 }
 
