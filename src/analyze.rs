@@ -123,7 +123,11 @@ impl Analyzer {
             model_hashes,
             missing_optional,
             timings: StageTimings::default(),
-            crops: if choice.crops.is_empty() { default_crops } else { choice.crops.clone() },
+            crops: if choice.crops.is_empty() {
+                default_crops
+            } else {
+                choice.crops.clone()
+            },
         })
     }
 
@@ -151,7 +155,11 @@ impl Analyzer {
             frames
                 .iter()
                 .zip(&faces)
-                .flat_map(|(frame, fs)| fs.iter().map(|f| margin_crop(frame, f.bbox, MARGIN)).collect::<Vec<_>>())
+                .flat_map(|(frame, fs)| {
+                    fs.iter()
+                        .map(|f| margin_crop(frame, f.bbox, MARGIN))
+                        .collect::<Vec<_>>()
+                })
                 .collect()
         } else {
             Vec::new()

@@ -16,7 +16,12 @@ pub const MARGIN: f32 = 0.4;
 
 /// Inclusive pixel bounds `(left, top, right, bottom)` of the margin crop of `bbox` in a
 /// `width`×`height` frame; at least one pixel.
-pub fn margin_bounds(bbox: [f32; 4], width: usize, height: usize, margin: f32) -> (usize, usize, usize, usize) {
+pub fn margin_bounds(
+    bbox: [f32; 4],
+    width: usize,
+    height: usize,
+    margin: f32,
+) -> (usize, usize, usize, usize) {
     let [x1, y1, x2, y2] = bbox;
     let (w, h) = (x2 - x1, y2 - y1);
     let trunc = |v: f32| v.trunc() as i64;
@@ -49,27 +54,42 @@ mod tests {
     #[test]
     fn box_inside_the_frame() {
         // w = 100, h = 120: left 200-40 = 160, top 100-48 = 52, right 300+40 = 340, bottom 220+48 = 268
-        assert_eq!(margin_bounds([200.0, 100.0, 300.0, 220.0], 640, 360, 0.4), (160, 52, 340, 268));
+        assert_eq!(
+            margin_bounds([200.0, 100.0, 300.0, 220.0], 640, 360, 0.4),
+            (160, 52, 340, 268)
+        );
     }
 
     #[test]
     fn box_near_the_border_is_clipped() {
         // w = 50, h = 60: left 10-20 = -10 → 0, top 5-24 = -19 → 0, right 60+20 = 80, bottom 65+24 = 89
-        assert_eq!(margin_bounds([10.0, 5.0, 60.0, 65.0], 640, 360, 0.4), (0, 0, 80, 89));
+        assert_eq!(
+            margin_bounds([10.0, 5.0, 60.0, 65.0], 640, 360, 0.4),
+            (0, 0, 80, 89)
+        );
         // right/bottom edge: x2 + 0.4w = 630 + 20 → 639, y2 + 0.4h = 350 + 24 → 359
-        assert_eq!(margin_bounds([580.0, 290.0, 630.0, 350.0], 640, 360, 0.4), (560, 266, 639, 359));
+        assert_eq!(
+            margin_bounds([580.0, 290.0, 630.0, 350.0], 640, 360, 0.4),
+            (560, 266, 639, 359)
+        );
     }
 
     #[test]
     fn box_larger_than_the_frame_gives_the_whole_frame() {
-        assert_eq!(margin_bounds([-50.0, -20.0, 700.0, 400.0], 640, 360, 0.4), (0, 0, 639, 359));
+        assert_eq!(
+            margin_bounds([-50.0, -20.0, 700.0, 400.0], 640, 360, 0.4),
+            (0, 0, 639, 359)
+        );
     }
 
     #[test]
     fn non_square_box_uses_width_and_height_separately_and_truncates() {
         // w = 30.5, h = 81.25: 100.7 - 12.2 = 88.5 → 88; 50.2 - 32.5 = 17.7 → 17;
         // 131.2 + 12.2 = 143.4 → 143; 131.45 + 32.5 = 163.95 → 163
-        assert_eq!(margin_bounds([100.7, 50.2, 131.2, 131.45], 640, 360, 0.4), (88, 17, 143, 163));
+        assert_eq!(
+            margin_bounds([100.7, 50.2, 131.2, 131.45], 640, 360, 0.4),
+            (88, 17, 143, 163)
+        );
     }
 
     #[test]

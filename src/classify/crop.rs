@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CropConvention {
@@ -25,5 +24,4 @@ impl CropConvention {
             CropConvention::Margin => format!("{model}-margin"),
         }
     }
-
 }

@@ -37,7 +37,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
     Image(ImageArgs),
     /// Age/gender quality: against hand-coded labels, between classifiers, and over time.
-    #[command(after_help = "Examples:\n  facetv-gpu evaluate results/\n  facetv-gpu evaluate results/ --labels coded_sample.tsv --json")]
+    #[command(
+        after_help = "Examples:\n  facetv-gpu evaluate results/\n  facetv-gpu evaluate results/ --labels coded_sample.tsv --json"
+    )]
     Evaluate(EvaluateArgs),
     /// Measure each stage alone and the whole job on one video.
     #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]

@@ -19,10 +19,21 @@ use results::{FaceRow, InputResults};
 use stats::{iou, mean, sd, wilson};
 
 /// Age bands for the bias table (lower bounds, years).
-const BANDS: [(f64, &str); 5] = [(0.0, "0-17"), (18.0, "18-29"), (30.0, "30-44"), (45.0, "45-59"), (60.0, "60+")];
+const BANDS: [(f64, &str); 5] = [
+    (0.0, "0-17"),
+    (18.0, "18-29"),
+    (30.0, "30-44"),
+    (45.0, "45-59"),
+    (60.0, "60+"),
+];
 
 fn band_of(age: f64) -> &'static str {
-    BANDS.iter().rev().find(|(lo, _)| age >= *lo).map(|(_, n)| *n).unwrap_or("0-17")
+    BANDS
+        .iter()
+        .rev()
+        .find(|(lo, _)| age >= *lo)
+        .map(|(_, n)| *n)
+        .unwrap_or("0-17")
 }
 
 #[derive(Debug, Serialize)]
@@ -35,7 +46,12 @@ pub struct Share {
 
 fn share(female: usize, n: usize) -> Share {
     let (p, lo, hi) = wilson(female, n);
-    Share { female, n, share: p, ci95: (lo, hi) }
+    Share {
+        female,
+        n,
+        share: p,
+        ci95: (lo, hi),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -91,7 +107,10 @@ pub struct Evaluation {
 }
 
 fn classifiers(inputs: &[InputResults]) -> Vec<String> {
-    let mut set: Vec<String> = inputs.iter().flat_map(|i| i.faces.iter().flat_map(|f| f.estimates.keys().cloned())).collect();
+    let mut set: Vec<String> = inputs
+        .iter()
+        .flat_map(|i| i.faces.iter().flat_map(|f| f.estimates.keys().cloned()))
+        .collect();
     set.sort();
     set.dedup();
     set
@@ -105,9 +124,9 @@ fn find<'a>(inputs: &'a [InputResults], label: &Label) -> Option<&'a FaceRow> {
     let all = inputs.iter().flat_map(|i| i.faces.iter());
     match &label.face {
         FaceRef::Chip(name) => all.into_iter().find(|f| &f.name == name),
-        FaceRef::Index { image, frame, face } => {
-            all.into_iter().find(|f| in_frame(f, image, *frame) && f.name.ends_with(&format!("_face{face}.jpg")))
-        }
+        FaceRef::Index { image, frame, face } => all
+            .into_iter()
+            .find(|f| in_frame(f, image, *frame) && f.name.ends_with(&format!("_face{face}.jpg"))),
         FaceRef::Box { image, frame, bbox } => all
             .into_iter()
             .filter(|f| in_frame(f, image, *frame))
@@ -118,20 +137,33 @@ fn find<'a>(inputs: &'a [InputResults], label: &Label) -> Option<&'a FaceRow> {
     }
 }
 
-fn labelled(inputs: &[InputResults], labels: &[Label], classifier: &str) -> (LabelledMetrics, usize) {
+fn labelled(
+    inputs: &[InputResults],
+    labels: &[Label],
+    classifier: &str,
+) -> (LabelledMetrics, usize) {
     let mut errors = Vec::new();
     let mut bias: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut confusion: BTreeMap<String, [[usize; 2]; 2]> = BTreeMap::new();
-    let (mut correct, mut gender_n, mut coded_f, mut est_f, mut matched, mut unmatched) = (0, 0, 0, 0, 0, 0);
+    let (mut correct, mut gender_n, mut coded_f, mut est_f, mut matched, mut unmatched) =
+        (0, 0, 0, 0, 0, 0);
     for l in labels {
         let Some(face) = find(inputs, l) else {
             unmatched += 1;
             continue;
         };
-        let Some(&(age, female)) = face.estimates.get(classifier) else { continue };
+        let Some(&(age, female)) = face.estimates.get(classifier) else {
+            continue;
+        };
         matched += 1;
         if let Some((lo, hi)) = l.age {
-            let err = if age < lo { age - lo } else if age > hi { age - hi } else { 0.0 };
+            let err = if age < lo {
+                age - lo
+            } else if age > hi {
+                age - hi
+            } else {
+                0.0
+            };
             errors.push(err.abs());
             let truth = if hi >= 120.0 { lo } else { (lo + hi) / 2.0 };
             bias.entry(band_of(truth)).or_default().push(err);
@@ -142,7 +174,8 @@ fn labelled(inputs: &[InputResults], labels: &[Label], classifier: &str) -> (Lab
             correct += (pred == truth) as usize;
             coded_f += truth as usize;
             est_f += pred as usize;
-            confusion.entry(l.group.clone()).or_insert([[0; 2]; 2])[(!truth) as usize][(!pred) as usize] += 1;
+            confusion.entry(l.group.clone()).or_insert([[0; 2]; 2])[(!truth) as usize]
+                [(!pred) as usize] += 1;
         }
     }
     let metrics = LabelledMetrics {
@@ -155,7 +188,11 @@ fn labelled(inputs: &[InputResults], labels: &[Label], classifier: &str) -> (Lab
             .filter_map(|(_, b)| bias.get(b).map(|v| (b.to_string(), v.len(), mean(v))))
             .collect(),
         gender_n,
-        gender_accuracy: if gender_n > 0 { correct as f64 / gender_n as f64 } else { f64::NAN },
+        gender_accuracy: if gender_n > 0 {
+            correct as f64 / gender_n as f64
+        } else {
+            f64::NAN
+        },
         gender_confusion_by_group: confusion,
         female_share_coded: share(coded_f, gender_n),
         female_share_estimated: share(est_f, gender_n),
@@ -195,7 +232,9 @@ fn consecutive_pairs(input: &InputResults) -> Vec<(&FaceRow, &FaceRow)> {
     }
     let mut pairs = Vec::new();
     for w in input.sampled.windows(2) {
-        let (Some(a), Some(b)) = (by_frame.get(&w[0]), by_frame.get(&w[1])) else { continue };
+        let (Some(a), Some(b)) = (by_frame.get(&w[0]), by_frame.get(&w[1])) else {
+            continue;
+        };
         let mut cands: Vec<(f64, usize, usize)> = Vec::new();
         for (i, x) in a.iter().enumerate() {
             for (j, y) in b.iter().enumerate() {
@@ -234,7 +273,11 @@ fn stability(inputs: &[InputResults], classifier: &str) -> Stability {
         pairs: steps.len(),
         age_step_mean_abs: mean(&abs),
         age_step_sd: sd(&steps),
-        gender_flip_rate: if steps.is_empty() { f64::NAN } else { flips as f64 / steps.len() as f64 },
+        gender_flip_rate: if steps.is_empty() {
+            f64::NAN
+        } else {
+            flips as f64 / steps.len() as f64
+        },
     }
 }
 
@@ -271,38 +314,85 @@ pub fn evaluate(inputs: &[InputResults], labels: Option<&[Label]>) -> Evaluation
 
 impl Evaluation {
     pub fn print(&self) {
-        println!("{} inputs, {} faces, classifiers: {}", self.inputs, self.faces, self.classifiers.join(", "));
+        println!(
+            "{} inputs, {} faces, classifiers: {}",
+            self.inputs,
+            self.faces,
+            self.classifiers.join(", ")
+        );
         if !self.labelled.is_empty() {
-            println!("\nAgainst the hand-coded labels ({} labels matched no detected face)", self.unmatched_labels);
-            println!("{:<16} {:>6} {:>8} {:>8} {:>9}  {:<26} {:<26}", "classifier", "faces", "age MAE", "gender", "accuracy", "female share (coded)", "female share (estimated)");
+            println!(
+                "\nAgainst the hand-coded labels ({} labels matched no detected face)",
+                self.unmatched_labels
+            );
+            println!(
+                "{:<16} {:>6} {:>8} {:>8} {:>9}  {:<26} {:<26}",
+                "classifier",
+                "faces",
+                "age MAE",
+                "gender",
+                "accuracy",
+                "female share (coded)",
+                "female share (estimated)"
+            );
             for m in &self.labelled {
-                let s = |x: &Share| format!("{:.2} [{:.2}, {:.2}] n={}", x.share, x.ci95.0, x.ci95.1, x.n);
+                let s = |x: &Share| {
+                    format!(
+                        "{:.2} [{:.2}, {:.2}] n={}",
+                        x.share, x.ci95.0, x.ci95.1, x.n
+                    )
+                };
                 println!(
                     "{:<16} {:>6} {:>8.2} {:>8} {:>9.3}  {:<26} {:<26}",
-                    m.classifier, m.faces_matched, m.age_mae, m.gender_n, m.gender_accuracy, s(&m.female_share_coded), s(&m.female_share_estimated)
+                    m.classifier,
+                    m.faces_matched,
+                    m.age_mae,
+                    m.gender_n,
+                    m.gender_accuracy,
+                    s(&m.female_share_coded),
+                    s(&m.female_share_estimated)
                 );
                 for (band, n, b) in &m.age_bias_by_band {
                     println!("    age bias {band:>6}: {b:+.2} years (n={n})");
                 }
                 for (group, c) in &m.gender_confusion_by_group {
-                    println!("    {group}: true F→F {} F→M {} | true M→F {} M→M {}", c[0][0], c[0][1], c[1][0], c[1][1]);
+                    println!(
+                        "    {group}: true F→F {} F→M {} | true M→F {} M→M {}",
+                        c[0][0], c[0][1], c[1][0], c[1][1]
+                    );
                 }
             }
         }
         if !self.agreement.is_empty() {
             println!("\nAgreement between classifiers (same faces)");
-            println!("{:<16} {:<16} {:>6} {:>14} {:>10} {:>9} {:>9}", "a", "b", "faces", "age a−b mean", "sd", "gender =", "female a/b");
+            println!(
+                "{:<16} {:<16} {:>6} {:>14} {:>10} {:>9} {:>9}",
+                "a", "b", "faces", "age a−b mean", "sd", "gender =", "female a/b"
+            );
             for a in &self.agreement {
                 println!(
                     "{:<16} {:<16} {:>6} {:>14.2} {:>10.2} {:>9.3} {:>4.2}/{:.2}",
-                    a.a, a.b, a.faces, a.age_diff_mean, a.age_diff_sd, a.gender_agreement, a.female_share_a, a.female_share_b
+                    a.a,
+                    a.b,
+                    a.faces,
+                    a.age_diff_mean,
+                    a.age_diff_sd,
+                    a.gender_agreement,
+                    a.female_share_a,
+                    a.female_share_b
                 );
             }
         }
         println!("\nTemporal stability (same face on consecutive sampled frames)");
-        println!("{:<16} {:>6} {:>14} {:>12} {:>12}", "classifier", "pairs", "|Δage| mean", "Δage sd", "gender flips");
+        println!(
+            "{:<16} {:>6} {:>14} {:>12} {:>12}",
+            "classifier", "pairs", "|Δage| mean", "Δage sd", "gender flips"
+        );
         for s in &self.stability {
-            println!("{:<16} {:>6} {:>14.2} {:>12.2} {:>12.3}", s.classifier, s.pairs, s.age_step_mean_abs, s.age_step_sd, s.gender_flip_rate);
+            println!(
+                "{:<16} {:>6} {:>14.2} {:>12.2} {:>12.3}",
+                s.classifier, s.pairs, s.age_step_mean_abs, s.age_step_sd, s.gender_flip_rate
+            );
         }
     }
 }

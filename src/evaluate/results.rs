@@ -28,19 +28,32 @@ pub struct InputResults {
 fn rows(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or("").split('\t').map(String::from).collect();
-    Ok((header, lines.map(|l| l.split('\t').map(String::from).collect()).collect()))
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .map(String::from)
+        .collect();
+    Ok((
+        header,
+        lines
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect(),
+    ))
 }
 
 fn column(header: &[String], name: &str, path: &Path) -> Result<usize> {
-    header
-        .iter()
-        .position(|h| h == name)
-        .ok_or_else(|| Error::Invalid(format!("{}: no column '{name}'; is this a facetv results table?", path.display())))
+    header.iter().position(|h| h == name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no column '{name}'; is this a facetv results table?",
+            path.display()
+        ))
+    })
 }
 
 fn num(v: &str, path: &Path) -> Result<f64> {
-    v.parse().map_err(|_| Error::Invalid(format!("{}: '{v}' is not a number", path.display())))
+    v.parse()
+        .map_err(|_| Error::Invalid(format!("{}: '{v}' is not a number", path.display())))
 }
 
 /// Every finished input under `root` (found by its summary).
@@ -53,22 +66,33 @@ pub fn load(root: &Path) -> Result<Vec<InputResults>> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Some(stem) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix("_summary.json")) {
+            } else if let Some(stem) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix("_summary.json"))
+            {
                 summaries.push((dir.clone(), stem.to_string()));
             }
         }
     }
     summaries.sort();
     if summaries.is_empty() {
-        return Err(Error::Invalid(format!("{}: no results (no *_summary.json); run the main job first", root.display())));
+        return Err(Error::Invalid(format!(
+            "{}: no results (no *_summary.json); run the main job first",
+            root.display()
+        )));
     }
-    summaries.into_iter().map(|(dir, stem)| load_one(&dir, &stem)).collect()
+    summaries
+        .into_iter()
+        .map(|(dir, stem)| load_one(&dir, &stem))
+        .collect()
 }
 
 fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
     let meta_path = dir.join(format!("{stem}_face_metadata.tsv"));
     let (h, meta) = rows(&meta_path)?;
-    let [ni, nf, nl, nt, nr, nb] = ["image_basename", "frame", "left", "top", "right", "bottom"].map(|c| column(&h, c, &meta_path));
+    let [ni, nf, nl, nt, nr, nb] = ["image_basename", "frame", "left", "top", "right", "bottom"]
+        .map(|c| column(&h, c, &meta_path));
     let (ni, nf, nl, nt, nr, nb) = (ni?, nf?, nl?, nt?, nr?, nb?);
     let mut faces = Vec::with_capacity(meta.len());
     let mut by_name = BTreeMap::new();
@@ -77,16 +101,29 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
         faces.push(FaceRow {
             name: r[ni].clone(),
             frame: num(&r[nf], &meta_path)? as u64,
-            bbox: [num(&r[nl], &meta_path)?, num(&r[nt], &meta_path)?, num(&r[nr], &meta_path)?, num(&r[nb], &meta_path)?],
+            bbox: [
+                num(&r[nl], &meta_path)?,
+                num(&r[nt], &meta_path)?,
+                num(&r[nr], &meta_path)?,
+                num(&r[nb], &meta_path)?,
+            ],
             estimates: BTreeMap::new(),
         });
     }
     let ag_path = dir.join(format!("{stem}_age_gender.tsv"));
     let (h, ag) = rows(&ag_path)?;
-    let (fi, ci, ai, gi) = (column(&h, "filename", &ag_path)?, column(&h, "classifier", &ag_path)?, column(&h, "age", &ag_path)?, column(&h, "gender", &ag_path)?);
+    let (fi, ci, ai, gi) = (
+        column(&h, "filename", &ag_path)?,
+        column(&h, "classifier", &ag_path)?,
+        column(&h, "age", &ag_path)?,
+        column(&h, "gender", &ag_path)?,
+    );
     for r in &ag {
         if let Some(&k) = by_name.get(&r[fi]) {
-            faces[k].estimates.insert(r[ci].clone(), (num(&r[ai], &ag_path)?, num(&r[gi], &ag_path)?));
+            faces[k].estimates.insert(
+                r[ci].clone(),
+                (num(&r[ai], &ag_path)?, num(&r[gi], &ag_path)?),
+            );
         }
     }
     let samples_path = dir.join(format!("{stem}_sampled_frames.tsv"));
@@ -98,5 +135,10 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
             f
         }
     };
-    Ok(InputResults { stem: stem.to_string(), dir: dir.to_path_buf(), sampled, faces })
+    Ok(InputResults {
+        stem: stem.to_string(),
+        dir: dir.to_path_buf(),
+        sampled,
+        faces,
+    })
 }

@@ -51,7 +51,10 @@ mod tests {
     fn wilson_matches_a_textbook_value() {
         // 30 of 100: 0.3, 95 % Wilson interval [0.2189, 0.3958]
         let (p, lo, hi) = wilson(30, 100);
-        assert!((p - 0.3).abs() < 1e-12 && (lo - 0.2189).abs() < 1e-3 && (hi - 0.3958).abs() < 1e-3, "{lo} {hi}");
+        assert!(
+            (p - 0.3).abs() < 1e-12 && (lo - 0.2189).abs() < 1e-3 && (hi - 0.3958).abs() < 1e-3,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

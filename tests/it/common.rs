@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use facetv::analyze::{Analyzer, ModelChoice};
 use facetv::detect::{DetectOptions, OnnxDetector};
 use facetv::image::BgrImage;
 use facetv::models::{Manifest, ModelStore};
@@ -49,20 +48,6 @@ pub fn detector(name: &str, threshold: f32) -> OnnxDetector {
     .unwrap()
 }
 
-pub fn analyzer(detector: &str) -> Analyzer {
-    let choice = ModelChoice {
-        detector: detector.into(),
-        classifiers: Some(vec!["imdb".into()]),
-    };
-    Analyzer::open(
-        manifest(),
-        &store(),
-        &choice,
-        DetectOptions::default(),
-        session(),
-    )
-    .unwrap()
-}
 
 pub fn load(rel: &str) -> BgrImage {
     BgrImage::load(&media(rel)).unwrap()

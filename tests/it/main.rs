@@ -5,5 +5,6 @@
 mod cli;
 mod common;
 mod face_models;
+mod fidelity;
 mod reliability;
 mod video_job;

@@ -628,7 +628,11 @@ fn ctrl_c_stops_within_seconds_and_the_next_run_resumes() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(status.code(), Some(130), "stopped by the signal (the job takes longer than 2.5 s)");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stopped by the signal (the job takes longer than 2.5 s)"
+    );
     assert!(
         std::fs::read_dir(&out).unwrap().all(|e| !e
             .unwrap()
