@@ -117,7 +117,14 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
     let t = Instant::now();
     let config = crate::resume::identity::config_hash(&cfg.options, &analyzer.model_hashes);
     let print = crate::resume::identity::fingerprint(&[input], &config)?;
-    let faces_e2e = process_video(analyzer, input, &out, cfg, &print)?;
+    let faces_e2e = process_video(
+        analyzer,
+        input,
+        &out,
+        cfg,
+        &print,
+        &crate::progress::Progress::hidden(),
+    )?;
     let e2e = t.elapsed().as_secs_f64();
 
     let sum: f64 = stages.iter().map(|s| s.seconds).sum();

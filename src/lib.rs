@@ -19,6 +19,8 @@ pub mod inputs;
 pub mod models;
 pub mod pipeline;
 pub mod preprocess;
+pub mod progress;
+pub mod report;
 pub mod resume;
 pub mod runtime;
 pub mod sink;

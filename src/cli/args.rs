@@ -13,6 +13,8 @@ and write one uncompressed tar of JPEG chips plus TSV tables readable in R.";
 const EXAMPLES: &str = "Examples:
   facetv-gpu --input recordings/ --output results/
   facetv-gpu --input recordings/ --output results/ --every 0.5 --frames 100
+  facetv-gpu --input /archive --output /scratch/out --shard 3/16      # one task of a job array
+  facetv-gpu report results/ && facetv-gpu evaluate results/ --labels coded.tsv
   facetv-gpu image photo.jpg
   facetv-gpu models fetch";
 
@@ -32,10 +34,20 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Process videos and photos into chips and tables (the default command).
+    #[command(after_help = EXAMPLES)]
     Run(RunArgs),
     /// Detect faces in still images and print one TSV row per face.
     #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
     Image(ImageArgs),
+    /// Write report.html into a results folder: plots, tables, a contact sheet, failures.
+    #[command(
+        after_help = "Example:\n  facetv-gpu report results/   # then open results/report.html"
+    )]
+    Report {
+        /// A results folder written by the main job.
+        #[arg(value_name = "RESULTS_DIR")]
+        results: std::path::PathBuf,
+    },
     /// Age/gender quality: against hand-coded labels, between classifiers, and over time.
     #[command(
         after_help = "Examples:\n  facetv-gpu evaluate results/\n  facetv-gpu evaluate results/ --labels coded_sample.tsv --json"
@@ -45,7 +57,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]
     Bench(BenchArgs),
     /// List, fetch, convert and verify the models.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  facetv-gpu models list\n  facetv-gpu models fetch imdb\n  FACETV_MODEL_MIRROR=/data/models facetv-gpu models fetch\n  facetv-gpu models convert weights.29-3.76_utk.hdf5 utk.onnx")]
     Models(ModelsCommand),
 }
 
@@ -141,6 +153,9 @@ pub struct RunArgs {
     /// Seconds after which another worker's silent lock is taken over.
     #[arg(long, default_value_t = 300, value_name = "S")]
     pub lock_timeout: u64,
+    /// Seconds between progress lines when the output is not a terminal (batch jobs).
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    pub progress_interval: f64,
     /// Seconds a file may make no progress before it is given up as stalled.
     #[arg(long, default_value_t = 300, value_name = "S")]
     pub stall_timeout: u64,

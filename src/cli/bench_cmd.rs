@@ -24,6 +24,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         force: true,
         shard: None,
         batch_frames: 8,
+        progress_interval: 30.0,
         checkpoint_every: 3600.0,
         lock_timeout: 300,
         stall_timeout: 300,

@@ -30,6 +30,11 @@ pub enum Outcome {
 pub fn main_with(cli: Cli) -> Result<Outcome> {
     init_logging(&cli.global);
     match cli.command {
+        Some(Command::Report { results }) => {
+            let path = crate::report::write_report(&results)?;
+            println!("{}", path.display());
+            Ok(Outcome::Success)
+        }
         Some(Command::Evaluate(a)) => evaluate_cmd::run(&a),
         Some(Command::Bench(a)) => bench_cmd::run(&cli.global, &a),
         Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),
@@ -53,7 +58,7 @@ fn init_logging(g: &GlobalArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("facetv={level},ort=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::LogWriter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match g.log_format {

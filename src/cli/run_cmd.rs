@@ -55,7 +55,13 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         output.display()
     );
     let cfg = job_config(a, &analyzers[0], output.clone())?;
-    let report = run_job(analyzers, &work, &rejected, &cfg)?;
+    let progress = crate::progress::Progress::new(
+        work.len(),
+        g.quiet,
+        std::time::Duration::from_secs_f64(a.progress_interval.max(0.0)),
+    );
+    let report = run_job(analyzers, &work, &rejected, &cfg, &progress)?;
+    progress.finish();
     if report.interrupted {
         tracing::warn!(
             "stopped: {} processed; run the same command again to resume",

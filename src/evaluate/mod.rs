@@ -232,7 +232,7 @@ fn consecutive_pairs(input: &InputResults) -> Vec<(&FaceRow, &FaceRow)> {
     }
     let mut pairs = Vec::new();
     for w in input.sampled.windows(2) {
-        let (Some(a), Some(b)) = (by_frame.get(&w[0]), by_frame.get(&w[1])) else {
+        let (Some(a), Some(b)) = (by_frame.get(&w[0].0), by_frame.get(&w[1].0)) else {
             continue;
         };
         let mut cands: Vec<(f64, usize, usize)> = Vec::new();

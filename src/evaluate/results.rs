@@ -11,6 +11,8 @@ pub struct FaceRow {
     /// The chip name (`image_basename` / `filename`).
     pub name: String,
     pub frame: u64,
+    pub timestamp: f64,
+    pub confidence: f64,
     pub bbox: [f64; 4],
     /// classifier label → (age, female probability)
     pub estimates: BTreeMap<String, (f64, f64)>,
@@ -20,8 +22,8 @@ pub struct FaceRow {
 pub struct InputResults {
     pub stem: String,
     pub dir: PathBuf,
-    /// Sampled frame indices in order (including frames without faces).
-    pub sampled: Vec<u64>,
+    /// Every sampled frame in order, with or without faces: (frame, timestamp, faces).
+    pub sampled: Vec<(u64, f64, usize)>,
     pub faces: Vec<FaceRow>,
 }
 
@@ -91,9 +93,18 @@ pub fn load(root: &Path) -> Result<Vec<InputResults>> {
 fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
     let meta_path = dir.join(format!("{stem}_face_metadata.tsv"));
     let (h, meta) = rows(&meta_path)?;
-    let [ni, nf, nl, nt, nr, nb] = ["image_basename", "frame", "left", "top", "right", "bottom"]
-        .map(|c| column(&h, c, &meta_path));
-    let (ni, nf, nl, nt, nr, nb) = (ni?, nf?, nl?, nt?, nr?, nb?);
+    let [ni, nf, nl, nt, nr, nb, ns, nc] = [
+        "image_basename",
+        "frame",
+        "left",
+        "top",
+        "right",
+        "bottom",
+        "timestamp",
+        "confidence",
+    ]
+    .map(|c| column(&h, c, &meta_path));
+    let (ni, nf, nl, nt, nr, nb, ns, nc) = (ni?, nf?, nl?, nt?, nr?, nb?, ns?, nc?);
     let mut faces = Vec::with_capacity(meta.len());
     let mut by_name = BTreeMap::new();
     for r in &meta {
@@ -101,6 +112,8 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
         faces.push(FaceRow {
             name: r[ni].clone(),
             frame: num(&r[nf], &meta_path)? as u64,
+            timestamp: num(&r[ns], &meta_path)?,
+            confidence: num(&r[nc], &meta_path)?,
             bbox: [
                 num(&r[nl], &meta_path)?,
                 num(&r[nt], &meta_path)?,
@@ -127,14 +140,17 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
         }
     }
     let samples_path = dir.join(format!("{stem}_sampled_frames.tsv"));
-    let sampled = match rows(&samples_path) {
-        Ok((_, s)) => s.iter().filter_map(|r| r.first()?.parse().ok()).collect(),
-        Err(_) => {
-            let mut f: Vec<u64> = faces.iter().map(|f| f.frame).collect();
-            f.dedup();
-            f
-        }
-    };
+    let (_, s) = rows(&samples_path)?;
+    let sampled = s
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.first()?.parse().ok()?,
+                r.get(1)?.parse().ok()?,
+                r.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect();
     Ok(InputResults {
         stem: stem.to_string(),
         dir: dir.to_path_buf(),

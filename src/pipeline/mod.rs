@@ -14,6 +14,7 @@ use crate::decode::FrameSource;
 use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
 use crate::inputs::{Rejected, Work};
+use crate::progress::Progress;
 use crate::resume::identity::{config_hash, fingerprint, Fingerprint};
 use crate::resume::journal::{self, Checkpoint};
 use crate::resume::lock::{Busy, Lock};
@@ -127,6 +128,7 @@ pub fn run_job(
     work: &[Work],
     rejected: &[Rejected],
     cfg: &JobConfig,
+    progress: &Progress,
 ) -> Result<JobReport> {
     std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
     let report = std::sync::Mutex::new(JobReport::default());
@@ -158,7 +160,7 @@ pub fn run_job(
                         report.lock().unwrap_or_else(|p| p.into_inner()).interrupted = true;
                         break;
                     }
-                    let outcome = process(&mut analyzer, w, out, cfg, i, work.len());
+                    let outcome = process(&mut analyzer, w, out, cfg, i, work.len(), progress);
                     let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {
                         Outcome::Processed(extra) => {
@@ -209,6 +211,7 @@ fn process(
     cfg: &JobConfig,
     i: usize,
     n: usize,
+    progress: &Progress,
 ) -> Outcome {
     let (name, path) = match w {
         Work::Video { path, .. } => (path.display().to_string(), path.clone()),
@@ -236,6 +239,7 @@ fn process(
     };
     if !cfg.force && finished_fingerprint(out).as_ref() == Some(&print) {
         tracing::info!("[{}/{n}] {name}: already done, skipped", i + 1);
+        progress.finished_one();
         return Outcome::Skipped;
     }
     let lock = match Lock::acquire(&out.file(".lock"), cfg.lock_timeout) {
@@ -245,12 +249,14 @@ fn process(
                 "[{}/{n}] {name}: being processed by {owner} (heartbeat {age} s ago), skipped",
                 i + 1
             );
+            progress.finished_one();
             return Outcome::Busy;
         }
         Err(e) => return fail(e),
     };
     // Another worker may have finished it while we waited for the lock.
     if !cfg.force && finished_fingerprint(out).as_ref() == Some(&print) {
+        progress.finished_one();
         return Outcome::Skipped;
     }
     if out.summary().exists() {
@@ -261,9 +267,9 @@ fn process(
     tracing::info!("[{}/{n}] {name}", i + 1);
     let mut failures = Vec::new();
     let result = match w {
-        Work::Video { path, .. } => process_video(analyzer, path, out, cfg, &print),
+        Work::Video { path, .. } => process_video(analyzer, path, out, cfg, &print, progress),
         Work::Images { paths, .. } => {
-            process_images(analyzer, paths, out, cfg, &print, &mut failures)
+            process_images(analyzer, paths, out, cfg, &print, &mut failures, progress)
         }
     };
     let outcome = match result {
@@ -337,10 +343,12 @@ pub fn process_video(
     out: &OutputPaths,
     cfg: &JobConfig,
     print: &Fingerprint,
+    progress: &Progress,
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings;
     let mut source = FfmpegSource::open(path, cfg.every, cfg.stall_timeout)?;
+    let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");
     let checkpoint = journal::read(&journal_path).filter(|c| &c.fingerprint == print);
     let mut writer = match &checkpoint {
@@ -428,6 +436,11 @@ pub fn process_video(
             }
             sampled += 1;
         }
+        shown.update(
+            batch.last().map_or(0.0, |f| f.timestamp),
+            sampled,
+            writer.faces,
+        );
         if last_checkpoint.elapsed() >= cfg.checkpoint_every {
             let lengths = writer.sync()?;
             journal::write(
@@ -488,8 +501,10 @@ fn process_images(
     cfg: &JobConfig,
     print: &Fingerprint,
     failures: &mut Vec<Failure>,
+    progress: &Progress,
 ) -> Result<u64> {
     let started = Instant::now();
+    let shown = progress.start_input(&out.stem, None);
     let mut writer = ResultWriter::open(out.clone(), analyzer.classifier_names(), None)?;
     let mut done = Vec::new();
     for (ordinal, path) in paths.iter().enumerate() {
@@ -525,6 +540,7 @@ fn process_images(
             (image.width, image.height),
             &faces,
         )?;
+        shown.update(0.0, ordinal as u64 + 1, writer.faces);
         done.push(json!({"frame": ordinal, "path": path.to_string_lossy(), "width": image.width, "height": image.height, "faces": faces.len()}));
     }
     let mut summary = common_summary(analyzer, cfg, writer.faces);

@@ -48,7 +48,6 @@ pub fn detector(name: &str, threshold: f32) -> OnnxDetector {
     .unwrap()
 }
 
-
 pub fn load(rel: &str) -> BgrImage {
     BgrImage::load(&media(rel)).unwrap()
 }

@@ -7,4 +7,5 @@ mod common;
 mod face_models;
 mod fidelity;
 mod reliability;
+mod report;
 mod video_job;
