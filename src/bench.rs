@@ -124,6 +124,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         cfg,
         &print,
         &crate::progress::Progress::hidden(),
+        None,
     )?;
     let e2e = t.elapsed().as_secs_f64();
 

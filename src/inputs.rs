@@ -15,6 +15,9 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
     "flv", "3gp", "ogv", "h264", "264", "h265", "265", "hevc", "mxf", "dv",
 ];
 
+/// Probing a file that makes no progress for this long (a hung mount) gives it up as stalled.
+const PROBE_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// One unit of work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
@@ -199,7 +202,7 @@ fn classify(
         }
         return;
     }
-    match crate::decode::ffmpeg::probe_video(path) {
+    match crate::decode::ffmpeg::probe_video(path, PROBE_STALL_TIMEOUT) {
         Ok(()) => videos.push(Work::Video {
             path: path.to_path_buf(),
             rel: rel.to_path_buf(),

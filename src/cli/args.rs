@@ -57,7 +57,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]
     Bench(BenchArgs),
     /// List, fetch, convert and verify the models.
-    #[command(subcommand, after_help = "Examples:\n  facetv-gpu models list\n  facetv-gpu models fetch imdb\n  FACETV_MODEL_MIRROR=/data/models facetv-gpu models fetch\n  facetv-gpu models convert weights.29-3.76_utk.hdf5 utk.onnx")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  facetv-gpu models list\n  facetv-gpu models fetch imdb\n  FACETV_MODEL_MIRROR=/data/models facetv-gpu models fetch\n  facetv-gpu models convert weights.29-3.76_utk.hdf5 utk.onnx"
+    )]
     Models(ModelsCommand),
 }
 

@@ -46,7 +46,7 @@ pub fn run(g: &GlobalArgs, a: &ImageArgs) -> Result<Outcome> {
             .analyze(&[&image])
             .with_context(|| format!("{}", file.display()))?;
         for (i, f) in faces[0].iter().enumerate() {
-            let b = f.face.bbox;
+            let b = f.face.clamped_bbox(image.width, image.height);
             let mut row = format!(
                 "{}\t{i}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.5}",
                 crate::sink::tsv_field(&file.to_string_lossy()),

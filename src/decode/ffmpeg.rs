@@ -41,8 +41,12 @@ pub fn init() {
 
 /// Whether FFmpeg can open `path` as a file with a decodable video stream (content probing: the
 /// file name plays no part), and if not, why.
-pub fn probe_video(path: &Path) -> std::result::Result<(), (FailureKind, String)> {
+pub fn probe_video(
+    path: &Path,
+    stall_timeout: Duration,
+) -> std::result::Result<(), (FailureKind, String)> {
     init();
+    let watchdog = Watchdog::new(stall_timeout);
     let not_video = |m: String| {
         (
             FailureKind::NotAVideo,
@@ -51,7 +55,13 @@ pub fn probe_video(path: &Path) -> std::result::Result<(), (FailureKind, String)
     };
     let (name, _keep_open) =
         ffmpeg_path(path).map_err(|e| (FailureKind::Unreadable, format!("cannot read: {e}")))?;
-    let ictx = ff::format::input(&name).map_err(|e| open_failure(path, e))?;
+    let ictx =
+        ff::format::input_with_interrupt(&name, move || watchdog.should_abort()).map_err(|e| {
+            match e {
+                ff::Error::Exit => (FailureKind::Stalled, "opening the file stalled".to_string()),
+                e => open_failure(path, e),
+            }
+        })?;
     // Still-image "videos" (a JPEG or PNG opened by the image2 demuxer) are photos, not videos.
     let fmt = ictx.format().name().to_string();
     if fmt.contains("image2") || fmt.ends_with("_pipe") {
@@ -344,7 +354,10 @@ impl FfmpegSource {
             time_base,
             origin,
             nominal_rate,
-            timeline: Timeline::new(1.0 / nominal_rate),
+            timeline: Timeline::new(
+                1.0 / nominal_rate,
+                (info.container == "mpegts").then_some(60.0),
+            ),
             sampler: Sampler::new(every),
             scaler: None,
             info,
@@ -368,8 +381,9 @@ impl FfmpegSource {
                 let t = p as f64 * self.time_base;
                 t - *self.origin.get_or_insert(t)
             }
-            _ => {
-                if self.info.timestamps == TimestampSource::Stream && index == 0 {
+            // The first frame has none: the stream has none; use the nominal rate throughout.
+            _ if index == 0 || self.info.timestamps == TimestampSource::NominalRate => {
+                if self.info.timestamps == TimestampSource::Stream {
                     tracing::warn!(
                         "{}: frames carry no timestamps; using the nominal rate {:.3} fps",
                         self.path.display(),
@@ -379,8 +393,17 @@ impl FfmpegSource {
                 self.info.timestamps = TimestampSource::NominalRate;
                 index as f64 / self.nominal_rate
             }
+            // One frame without a timestamp in a stream that has them: one frame after the last.
+            _ => {
+                self.stats.frames_without_timestamp += 1;
+                self.stats.last_timestamp + 1.0 / self.nominal_rate
+            }
         };
-        self.timeline.map(raw)
+        if pts.is_some() && self.info.timestamps == TimestampSource::Stream {
+            return self.timeline.map(raw);
+        }
+        // Already on the corrected timeline (derived from the previous frame or the frame index).
+        self.timeline.map_corrected(raw)
     }
 
     /// Reads packets until the decoder has a frame for us; false at the end of the stream.
@@ -569,6 +592,8 @@ impl FrameSource for FfmpegSource {
     }
 
     fn next_sampled(&mut self) -> Result<Option<SampledFrame>> {
+        // The time spent by the caller on the previous frames (inference) is not a stall.
+        self.watchdog.progress();
         while !self.finished {
             if !self.receive()? {
                 self.finished = true;

@@ -60,6 +60,8 @@ pub struct DecodeStats {
     pub frames_sampled: u64,
     pub corrupt_packets: u64,
     pub timestamp_discontinuities: u64,
+    /// Frames without a timestamp in a stream that has them (placed one frame after the last).
+    pub frames_without_timestamp: u64,
     pub deinterlaced_frames: u64,
     /// The file ended early or a read failed: the frames that exist were processed.
     pub partial: bool,

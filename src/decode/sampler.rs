@@ -31,23 +31,25 @@ impl Sampler {
     }
 }
 
-/// Turns raw stream timestamps into seconds from the stream start that never go backwards:
-/// a jump back (an MPEG-TS discontinuity or wrap that the demuxer did not undo) or a jump forward
-/// of more than `max_gap` seconds continues one frame after the previous timestamp.
+/// Turns raw stream timestamps into seconds that never go backwards: a jump back (an MPEG-TS
+/// discontinuity or wrap that the demuxer did not undo) continues one frame after the previous
+/// timestamp, and later timestamps keep that offset. Jumps forward are kept (a gap in a recording
+/// is real time) unless `max_forward_jump` is set: MPEG-TS broadcast captures are continuous in
+/// real time, so a jump of more than that is a splice of the encoder's clock, not a gap.
 #[derive(Debug, Clone)]
 pub struct Timeline {
     frame_duration: f64,
-    max_gap: f64,
+    max_forward_jump: Option<f64>,
     offset: f64,
     last: Option<f64>,
     pub discontinuities: u64,
 }
 
 impl Timeline {
-    pub fn new(frame_duration: f64) -> Timeline {
+    pub fn new(frame_duration: f64, max_forward_jump: Option<f64>) -> Timeline {
         Timeline {
             frame_duration,
-            max_gap: 60.0,
+            max_forward_jump,
             offset: 0.0,
             last: None,
             discontinuities: 0,
@@ -57,7 +59,9 @@ impl Timeline {
     pub fn map(&mut self, raw_seconds: f64) -> f64 {
         let t = raw_seconds + self.offset;
         let t = match self.last {
-            Some(last) if t < last - 1e-6 || t > last + self.max_gap => {
+            Some(last)
+                if t < last - 1e-6 || self.max_forward_jump.is_some_and(|m| t > last + m) =>
+            {
                 self.discontinuities += 1;
                 let fixed = last + self.frame_duration;
                 self.offset += fixed - t;
@@ -65,6 +69,12 @@ impl Timeline {
             }
             _ => t,
         };
+        self.last = Some(t);
+        t
+    }
+
+    /// Records a time that is already on the corrected timeline (not a raw stream timestamp).
+    pub fn map_corrected(&mut self, t: f64) -> f64 {
         self.last = Some(t);
         t
     }
@@ -108,7 +118,7 @@ mod tests {
 
     #[test]
     fn timeline_unwraps_backward_jumps() {
-        let mut tl = Timeline::new(0.04);
+        let mut tl = Timeline::new(0.04, None);
         let raw = [10.0, 10.04, 10.08, 0.0, 0.04, 0.08];
         let mapped: Vec<f64> = raw.iter().map(|t| tl.map(*t)).collect();
         let want = [10.0, 10.04, 10.08, 10.12, 10.16, 10.2];
@@ -116,5 +126,17 @@ mod tests {
             assert!((m - w).abs() < 1e-9, "{mapped:?}");
         }
         assert_eq!(tl.discontinuities, 1);
+    }
+
+    #[test]
+    fn forward_jumps_are_kept_unless_limited() {
+        let mut kept = Timeline::new(0.04, None);
+        assert_eq!([0.0, 0.04, 500.0].map(|t| kept.map(t)), [0.0, 0.04, 500.0]);
+        let mut spliced = Timeline::new(0.04, Some(60.0));
+        let got = [0.0, 0.04, 500.0, 500.04].map(|t| spliced.map(t));
+        assert!(
+            (got[2] - 0.08).abs() < 1e-9 && (got[3] - 0.12).abs() < 1e-9,
+            "{got:?}"
+        );
     }
 }

@@ -32,6 +32,20 @@ pub struct Face {
     pub landmarks: [[f32; 2]; 5],
 }
 
+impl Face {
+    /// The box clamped to a `width`×`height` frame (what the tables report).
+    pub fn clamped_bbox(&self, width: usize, height: usize) -> [f32; 4] {
+        let (w, h) = (width as f32, height as f32);
+        let [x1, y1, x2, y2] = self.bbox;
+        [
+            x1.clamp(0.0, w),
+            y1.clamp(0.0, h),
+            x2.clamp(0.0, w),
+            y2.clamp(0.0, h),
+        ]
+    }
+}
+
 /// One model output for one image: its shape without the batch dimension and its values.
 pub struct RawOutput<'a> {
     pub shape: Vec<i64>,
@@ -206,26 +220,25 @@ impl OnnxDetector {
         }
     }
 
-    /// NMS in detector pixels, back to frame pixels, clamp boxes, filter small faces, order.
+    /// NMS in detector pixels, back to frame pixels, filter small faces, order. Boxes keep the
+    /// detector's values (they may reach past the frame: the margin crop needs the true size);
+    /// the tables clamp them.
     fn finish(&self, candidates: Vec<Face>, scale: f64, frame: &BgrImage) -> Vec<Face> {
         let inv = (1.0 / scale) as f32;
-        let (fw, fh) = (frame.width as f32, frame.height as f32);
         let mut faces: Vec<Face> = nms::nms(candidates, self.opts.nms_iou)
             .into_iter()
             .map(|mut f| {
-                f.bbox = [
-                    (f.bbox[0] * inv).clamp(0.0, fw),
-                    (f.bbox[1] * inv).clamp(0.0, fh),
-                    (f.bbox[2] * inv).clamp(0.0, fw),
-                    (f.bbox[3] * inv).clamp(0.0, fh),
-                ];
+                f.bbox = f.bbox.map(|v| v * inv);
                 for p in &mut f.landmarks {
                     p[0] *= inv;
                     p[1] *= inv;
                 }
                 f
             })
-            .filter(|f| (f.bbox[2] - f.bbox[0]).min(f.bbox[3] - f.bbox[1]) >= self.opts.min_face)
+            .filter(|f| {
+                let [x1, y1, x2, y2] = f.clamped_bbox(frame.width, frame.height);
+                (x2 - x1).min(y2 - y1) >= self.opts.min_face
+            })
             .collect();
         sort_faces(&mut faces);
         faces

@@ -53,6 +53,13 @@ fn column(header: &[String], name: &str, path: &Path) -> Result<usize> {
     })
 }
 
+/// A field of a row, or an error naming the table when the row is too short (hand-edited files).
+fn cell<'a>(row: &'a [String], i: usize, path: &Path) -> Result<&'a str> {
+    row.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| Error::Invalid(format!("{}: a row has too few columns", path.display())))
+}
+
 fn num(v: &str, path: &Path) -> Result<f64> {
     v.parse()
         .map_err(|_| Error::Invalid(format!("{}: '{v}' is not a number", path.display())))
@@ -108,17 +115,17 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
     let mut faces = Vec::with_capacity(meta.len());
     let mut by_name = BTreeMap::new();
     for r in &meta {
-        by_name.insert(r[ni].clone(), faces.len());
+        by_name.insert(cell(r, ni, &meta_path)?.to_string(), faces.len());
         faces.push(FaceRow {
-            name: r[ni].clone(),
-            frame: num(&r[nf], &meta_path)? as u64,
-            timestamp: num(&r[ns], &meta_path)?,
-            confidence: num(&r[nc], &meta_path)?,
+            name: cell(r, ni, &meta_path)?.to_string(),
+            frame: num(cell(r, nf, &meta_path)?, &meta_path)? as u64,
+            timestamp: num(cell(r, ns, &meta_path)?, &meta_path)?,
+            confidence: num(cell(r, nc, &meta_path)?, &meta_path)?,
             bbox: [
-                num(&r[nl], &meta_path)?,
-                num(&r[nt], &meta_path)?,
-                num(&r[nr], &meta_path)?,
-                num(&r[nb], &meta_path)?,
+                num(cell(r, nl, &meta_path)?, &meta_path)?,
+                num(cell(r, nt, &meta_path)?, &meta_path)?,
+                num(cell(r, nr, &meta_path)?, &meta_path)?,
+                num(cell(r, nb, &meta_path)?, &meta_path)?,
             ],
             estimates: BTreeMap::new(),
         });
@@ -132,10 +139,13 @@ fn load_one(dir: &Path, stem: &str) -> Result<InputResults> {
         column(&h, "gender", &ag_path)?,
     );
     for r in &ag {
-        if let Some(&k) = by_name.get(&r[fi]) {
+        if let Some(&k) = by_name.get(cell(r, fi, &ag_path)?) {
             faces[k].estimates.insert(
-                r[ci].clone(),
-                (num(&r[ai], &ag_path)?, num(&r[gi], &ag_path)?),
+                cell(r, ci, &ag_path)?.to_string(),
+                (
+                    num(cell(r, ai, &ag_path)?, &ag_path)?,
+                    num(cell(r, gi, &ag_path)?, &ag_path)?,
+                ),
             );
         }
     }

@@ -47,6 +47,8 @@ pub struct JobReport {
     /// Inputs another worker is processing right now.
     pub busy: usize,
     pub failed: Vec<Failure>,
+    /// Input files processed successfully by this run (their old failures are cleared).
+    pub succeeded: Vec<PathBuf>,
     /// Stopped by Ctrl-C / SIGTERM before everything was done.
     pub interrupted: bool,
 }
@@ -165,6 +167,12 @@ pub fn run_job(
                     match outcome {
                         Outcome::Processed(extra) => {
                             r.done += 1;
+                            r.succeeded.extend(
+                                input_files(w)
+                                    .into_iter()
+                                    .filter(|p| !extra.iter().any(|f| f.path == *p))
+                                    .map(Path::to_path_buf),
+                            );
                             r.failed.extend(extra);
                         }
                         Outcome::Skipped => r.skipped += 1,
@@ -177,7 +185,7 @@ pub fn run_job(
         }
     });
     let report = report.into_inner().unwrap_or_else(|p| p.into_inner());
-    write_failures(&cfg.output, &report.failed)?;
+    write_failures(&cfg.output, &report, cfg.lock_timeout)?;
     Ok(report)
 }
 
@@ -244,7 +252,11 @@ fn process(
     }
     let lock = match Lock::acquire(&out.file(".lock"), cfg.lock_timeout) {
         Ok(Ok(l)) => l,
-        Ok(Err(Busy::HeldBy(owner, age))) => {
+        Ok(Err(Busy {
+            owner,
+            heartbeat_age,
+        })) => {
+            let age = heartbeat_age.as_secs();
             tracing::info!(
                 "[{}/{n}] {name}: being processed by {owner} (heartbeat {age} s ago), skipped",
                 i + 1
@@ -267,7 +279,9 @@ fn process(
     tracing::info!("[{}/{n}] {name}", i + 1);
     let mut failures = Vec::new();
     let result = match w {
-        Work::Video { path, .. } => process_video(analyzer, path, out, cfg, &print, progress),
+        Work::Video { path, .. } => {
+            process_video(analyzer, path, out, cfg, &print, progress, Some(&lock))
+        }
         Work::Images { paths, .. } => {
             process_images(analyzer, paths, out, cfg, &print, &mut failures, progress)
         }
@@ -279,7 +293,14 @@ fn process(
         }
         Err(Error::Interrupted) => Outcome::Interrupted,
         Err(e) => {
-            remove_partials(out);
+            // Keep what a rerun can resume from (a stall, a full disk, a lost lock whose files
+            // now belong to another worker); drop the rest.
+            if !matches!(
+                e.kind(),
+                FailureKind::Stalled | FailureKind::Output | FailureKind::Other
+            ) {
+                remove_partials(out);
+            }
             fail(e)
         }
     };
@@ -294,22 +315,60 @@ fn remove_partials(out: &OutputPaths) {
     let _ = std::fs::remove_file(out.file(".checkpoint.json"));
 }
 
-fn write_failures(output: &Path, failed: &[Failure]) -> Result<()> {
+/// Updates `failures.tsv` in the output root: rows of inputs this run processed or failed again
+/// are replaced, rows of other inputs (other workers, other shards, earlier runs) are kept. The
+/// update is serialised between workers with a lock.
+fn write_failures(output: &Path, report: &JobReport, lock_timeout: Duration) -> Result<()> {
     let path = output.join("failures.tsv");
-    if failed.is_empty() {
+    let lock_path = output.join(".failures.lock");
+    let mut waited = Duration::ZERO;
+    let _lock = loop {
+        match Lock::acquire(&lock_path, lock_timeout)? {
+            Ok(l) => break l,
+            Err(_) if waited < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(100));
+                waited += Duration::from_millis(100);
+            }
+            Err(busy) => {
+                return Err(Error::video(
+                    &lock_path,
+                    FailureKind::Output,
+                    format!("failures.tsv is locked by {}", busy.owner),
+                ));
+            }
+        }
+    };
+    let row = |p: &Path, kind: &str, reason: &str, advice: &str| {
+        format!(
+            "{}\t{kind}\t{}\t{advice}\n",
+            crate::sink::tsv_field(&p.to_string_lossy()),
+            crate::sink::tsv_field(reason)
+        )
+    };
+    let renewed: std::collections::HashSet<String> = report
+        .succeeded
+        .iter()
+        .chain(report.failed.iter().map(|f| &f.path))
+        .map(|p| crate::sink::tsv_field(&p.to_string_lossy()).into_owned())
+        .collect();
+    let mut rows: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split('\t').next().is_some_and(|p| !renewed.contains(p)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    rows.extend(
+        report
+            .failed
+            .iter()
+            .map(|f| row(&f.path, f.kind.as_str(), &f.message, f.kind.advice())),
+    );
+    if rows.is_empty() {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     }
-    let mut text = String::from("path\tkind\treason\tadvice\n");
-    for f in failed {
-        text.push_str(&format!(
-            "{}\t{}\t{}\t{}\n",
-            crate::sink::tsv_field(&f.path.to_string_lossy()),
-            f.kind.as_str(),
-            crate::sink::tsv_field(&f.message),
-            f.kind.advice()
-        ));
-    }
+    let text = format!("path\tkind\treason\tadvice\n{}", rows.concat());
     crate::models::store::write_atomic(&path, text.as_bytes())
 }
 
@@ -322,7 +381,12 @@ fn input_record(path: &Path) -> serde_json::Value {
     })
 }
 
-fn common_summary(analyzer: &Analyzer, cfg: &JobConfig, faces: u64) -> serde_json::Value {
+fn common_summary(
+    analyzer: &Analyzer,
+    cfg: &JobConfig,
+    faces: u64,
+    print: &Fingerprint,
+) -> serde_json::Value {
     json!({
         "tool": "facetv-gpu",
         "version": env!("CARGO_PKG_VERSION"),
@@ -332,11 +396,13 @@ fn common_summary(analyzer: &Analyzer, cfg: &JobConfig, faces: u64) -> serde_jso
         "classifiers": analyzer.classifier_names(),
         "models": analyzer.model_hashes.iter().map(|(n, h)| json!({"name": n, "sha256": h})).collect::<Vec<_>>(),
         "options": cfg.options,
+        "fingerprint": print,
     })
 }
 
 /// Processes one video into `out` (the job's per-video work; `bench` times it too). Resumes from
-/// the video's checkpoint when one matches `print`.
+/// the video's checkpoint when one matches `print`. `lock`, when given, is re-checked at every
+/// checkpoint and before the results are renamed into place.
 pub fn process_video(
     analyzer: &mut Analyzer,
     path: &Path,
@@ -344,66 +410,78 @@ pub fn process_video(
     cfg: &JobConfig,
     print: &Fingerprint,
     progress: &Progress,
+    lock: Option<&Lock>,
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings;
     let mut source = FfmpegSource::open(path, cfg.every, cfg.stall_timeout)?;
     let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");
-    let checkpoint = journal::read(&journal_path).filter(|c| &c.fingerprint == print);
-    let mut writer = match &checkpoint {
-        Some(c) => match ResultWriter::open(
-            out.clone(),
-            analyzer.classifier_names(),
-            Some((c.lengths, c.faces)),
-        ) {
-            Ok(w) => {
-                tracing::info!(
-                    "{}: resuming after {} sampled frames",
-                    path.display(),
-                    c.sampled_frames
-                );
-                source.skip_sampled(c.sampled_frames);
-                Some(w)
+    let resumed = journal::read(&journal_path)
+        .filter(|c| &c.fingerprint == print)
+        .and_then(|c| {
+            match ResultWriter::open(
+                out.clone(),
+                analyzer.classifier_names(),
+                Some((c.lengths, c.faces)),
+            ) {
+                Ok(w) => Some((w, c.sampled_frames)),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    None
+                }
             }
-            Err(e) => {
-                tracing::warn!("{e}");
-                None
-            }
-        },
-        None => None,
+        });
+    let resumed_after = resumed.as_ref().map(|(_, n)| *n);
+    let (mut writer, mut sampled) = match resumed {
+        Some((w, n)) => {
+            tracing::info!("{}: resuming after {n} sampled frames", path.display());
+            source.skip_sampled(n);
+            (w, n)
+        }
+        None => {
+            // A checkpoint of another configuration must never be applied to these new files.
+            let _ = std::fs::remove_file(&journal_path);
+            (
+                ResultWriter::open(out.clone(), analyzer.classifier_names(), None)?,
+                0,
+            )
+        }
     };
-    let mut sampled = if writer.is_some() {
-        checkpoint.as_ref().map_or(0, |c| c.sampled_frames)
-    } else {
-        0
-    };
-    let mut writer = match writer.take() {
-        Some(w) => w,
-        None => ResultWriter::open(out.clone(), analyzer.classifier_names(), None)?,
+    let save = |writer: &mut ResultWriter, sampled: u64| -> Result<()> {
+        if let Some(l) = lock {
+            l.check_owned()?;
+        }
+        let lengths = writer.sync()?;
+        journal::write(
+            &journal_path,
+            &Checkpoint {
+                fingerprint: print.clone(),
+                sampled_frames: sampled,
+                faces: writer.faces,
+                lengths,
+            },
+        )
     };
     let (mut decode_s, mut write_s) = (0.0, 0.0);
     let mut last_checkpoint = Instant::now();
     loop {
         if crate::resume::stop_requested() {
-            let lengths = writer.sync()?;
-            journal::write(
-                &journal_path,
-                &Checkpoint {
-                    fingerprint: print.clone(),
-                    sampled_frames: sampled,
-                    faces: writer.faces,
-                    lengths,
-                },
-            )?;
+            save(&mut writer, sampled)?;
             return Err(Error::Interrupted);
         }
         let t = Instant::now();
         let mut batch = Vec::with_capacity(cfg.batch_frames);
         while batch.len() < cfg.batch_frames {
-            match source.next_sampled()? {
-                Some(f) => batch.push(f),
-                None => break,
+            match source.next_sampled() {
+                Ok(Some(f)) => batch.push(f),
+                Ok(None) => break,
+                Err(Error::Interrupted) => {
+                    // Stopped while decoding: the unfinished batch is redone on resume.
+                    save(&mut writer, sampled)?;
+                    return Err(Error::Interrupted);
+                }
+                Err(e) => return Err(e),
             }
         }
         decode_s += t.elapsed().as_secs_f64();
@@ -442,16 +520,7 @@ pub fn process_video(
             writer.faces,
         );
         if last_checkpoint.elapsed() >= cfg.checkpoint_every {
-            let lengths = writer.sync()?;
-            journal::write(
-                &journal_path,
-                &Checkpoint {
-                    fingerprint: print.clone(),
-                    sampled_frames: sampled,
-                    faces: writer.faces,
-                    lengths,
-                },
-            )?;
+            save(&mut writer, sampled)?;
             last_checkpoint = Instant::now();
         }
         write_s += t.elapsed().as_secs_f64();
@@ -473,11 +542,10 @@ pub fn process_video(
         );
     }
     let t = analyzer.timings;
-    let mut summary = common_summary(analyzer, cfg, writer.faces);
+    let mut summary = common_summary(analyzer, cfg, writer.faces, print);
     summary["input"] = input_record(path);
-    summary["fingerprint"] = serde_json::to_value(print).unwrap_or_default();
     summary["status"] = json!(if stats.partial { "partial" } else { "complete" });
-    summary["resumed_after_sampled_frames"] = json!(checkpoint.map(|c| c.sampled_frames));
+    summary["resumed_after_sampled_frames"] = json!(resumed_after);
     summary["video"] = serde_json::to_value(source.info()).unwrap_or_default();
     summary["decode"] = serde_json::to_value(&stats).unwrap_or_default();
     summary["timings_s"] = json!({
@@ -488,6 +556,9 @@ pub fn process_video(
         "classify": t.classify_s - timings_before.classify_s,
         "write": write_s,
     });
+    if let Some(l) = lock {
+        l.check_owned()?;
+    }
     let faces = writer.faces;
     writer.finish(&summary)?;
     let _ = std::fs::remove_file(&journal_path);
@@ -543,8 +614,7 @@ fn process_images(
         shown.update(0.0, ordinal as u64 + 1, writer.faces);
         done.push(json!({"frame": ordinal, "path": path.to_string_lossy(), "width": image.width, "height": image.height, "faces": faces.len()}));
     }
-    let mut summary = common_summary(analyzer, cfg, writer.faces);
-    summary["fingerprint"] = serde_json::to_value(print).unwrap_or_default();
+    let mut summary = common_summary(analyzer, cfg, writer.faces, print);
     summary["status"] = json!("complete");
     summary["images"] = json!(done);
     summary["timings_s"] = json!({"total": started.elapsed().as_secs_f64()});

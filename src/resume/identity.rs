@@ -32,33 +32,52 @@ pub fn config_hash(options: &serde_json::Value, models: &[(String, String)]) -> 
     hex::encode(h.finalize())
 }
 
+/// Hashes a file's first and last MiB and its length into `h`; returns (size, mtime in ns).
+fn edges(path: &Path, h: &mut Sha256) -> Result<(u64, u128)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut buf = vec![0u8; EDGE.min(meta.len()) as usize];
+    f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+    h.update(&buf);
+    if meta.len() > EDGE {
+        let tail = EDGE.min(meta.len() - EDGE);
+        f.seek(SeekFrom::End(-(tail as i64)))
+            .map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; tail as usize];
+        f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+        h.update(&buf);
+    }
+    h.update(meta.len().to_le_bytes());
+    Ok((meta.len(), modified))
+}
+
 /// The fingerprint of one file (a video) or several (a folder of photos).
 pub fn fingerprint(paths: &[&Path], config_sha256: &str) -> Result<Fingerprint> {
     let mut h = Sha256::new();
     let (mut size, mut modified) = (0u64, 0u128);
     for path in paths {
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let meta = f.metadata().map_err(|e| Error::io(path, e))?;
-        size += meta.len();
-        let m = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        modified = modified.max(m);
-        let mut buf = vec![0u8; EDGE.min(meta.len()) as usize];
-        f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
-        h.update(&buf);
-        if meta.len() > EDGE {
-            let tail = EDGE.min(meta.len() - EDGE);
-            f.seek(SeekFrom::End(-(tail as i64)))
-                .map_err(|e| Error::io(path, e))?;
-            let mut buf = vec![0u8; tail as usize];
-            f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
-            h.update(&buf);
+        // The file name is part of the identity (a renamed photo changes its chip names); the
+        // folder is not, so the same archive mounted elsewhere (another node) is recognised.
+        h.update(std::os::unix::ffi::OsStrExt::as_bytes(
+            path.file_name().unwrap_or_default(),
+        ));
+        h.update([0]);
+        match edges(path, &mut h) {
+            Ok((len, m)) => {
+                size += len;
+                modified = modified.max(m);
+            }
+            // One unreadable photo must not fail its whole folder: it is reported on its own
+            // when the folder is processed; here it only marks the identity.
+            Err(e) if paths.len() > 1 => h.update(format!("unreadable: {e}").as_bytes()),
+            Err(e) => return Err(e),
         }
-        h.update(meta.len().to_le_bytes());
     }
     Ok(Fingerprint {
         size,

@@ -221,7 +221,7 @@ impl ResultWriter {
             self.tar
                 .append_data(&mut header, &name, &jpeg[..])
                 .map_err(|e| Error::io(&tar_path, e))?;
-            let [x1, y1, x2, y2] = f.face.bbox;
+            let [x1, y1, x2, y2] = f.face.clamped_bbox(size.0, size.1);
             let mut row = format!(
                 "{}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\t{}\t{}\t{:.5}\t{frame}\t{:.6}",
                 tsv_field(&name),

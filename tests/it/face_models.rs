@@ -444,9 +444,10 @@ fn insightface_retinaface_decoder_on_known_outputs() {
         );
     }
     // Stride-32 face: anchor of size 256 at cell (1,1): [7.5-127.5+32, …] = [-88, -88, 167, 167],
-    // decoded with zero deltas to itself, then clamped to the 64×64 frame.
+    // decoded with zero deltas to itself; the tables clamp it to the 64×64 frame.
     let big = faces.iter().find(|f| (f.score - 0.7).abs() < 1e-6).unwrap();
-    assert_eq!(big.bbox, [0.0, 0.0, 64.0, 64.0]);
+    assert_eq!(big.bbox, [-88.0, -88.0, 167.0, 167.0]);
+    assert_eq!(big.clamped_bbox(64, 64), [0.0, 0.0, 64.0, 64.0]);
     assert!(
         (big.landmarks[0][0] - 39.5).abs() < 1e-4,
         "landmarks are not clamped: {:?}",

@@ -574,7 +574,13 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    // 1: the input failed and failures.tsv says so; 2: the disk is so full that not even
+    // failures.tsv could be written. Either way the message says what happened and what to do.
+    assert!(
+        matches!(o.status.code(), Some(1) | Some(2)),
+        "{:?}",
+        o.status
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("No space left on device") && err.contains("free space"),
@@ -584,7 +590,18 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["failures.tsv"], "no result files, final or partial");
+    let finals: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            n.as_str() != "failures.tsv"
+                && !n.ends_with(".part")
+                && !n.ends_with(".checkpoint.json")
+        })
+        .collect();
+    assert!(
+        finals.is_empty(),
+        "no final result files, only what a rerun resumes from: {names:?}"
+    );
 
     let ro = Mount::tmpfs(&dir.path().join("ro"), "ro,size=1m");
     let o = Command::new(binary())

@@ -109,7 +109,11 @@ fn the_report_is_self_contained_and_loads_in_chromium_without_errors() {
         "chips are embedded"
     );
     assert!(
-        !html.replace("http://www.w3.org/2000/svg", "").contains("http://") && !html.contains("https://") && !html.contains("<script"),
+        !html
+            .replace("http://www.w3.org/2000/svg", "")
+            .contains("http://")
+            && !html.contains("https://")
+            && !html.contains("<script"),
         "nothing is fetched or run at view time"
     );
 
