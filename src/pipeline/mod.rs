@@ -64,7 +64,6 @@ pub struct Failure {
 /// the file stem names the results, or the whole file name where two inputs in one folder share a
 /// stem (`news.mp4` and `news.ts`).
 pub fn output_paths(work: &[Work], output: &Path) -> Vec<OutputPaths> {
-    let mut stems: HashMap<(PathBuf, String), usize> = HashMap::new();
     let key = |w: &Work| -> (PathBuf, String) {
         match w {
             Work::Video { rel, .. } => (
@@ -77,23 +76,57 @@ pub fn output_paths(work: &[Work], output: &Path) -> Vec<OutputPaths> {
             Work::Images { rel_dir, .. } => (rel_dir.clone(), images_stem(rel_dir)),
         }
     };
-    for w in work {
-        *stems.entry(key(w)).or_default() += 1;
-    }
-    work.iter()
-        .map(|w| {
-            let (dir, stem) = key(w);
-            let stem = match w {
-                Work::Video { rel, .. } if stems[&(dir.clone(), stem.clone())] > 1 => rel
-                    .file_name()
+    let count = |keys: &[(PathBuf, String)]| {
+        let mut m: HashMap<(PathBuf, String), usize> = HashMap::new();
+        for k in keys {
+            *m.entry(k.clone()).or_default() += 1;
+        }
+        m
+    };
+    // 1. The stem; the whole file name where two inputs of one folder share a stem.
+    let first: Vec<(PathBuf, String)> = work.iter().map(key).collect();
+    let seen = count(&first);
+    let second: Vec<(PathBuf, String)> = work
+        .iter()
+        .zip(first)
+        .map(|(w, (dir, stem))| match w {
+            Work::Video { rel, .. } if seen[&(dir.clone(), stem.clone())] > 1 => (
+                dir,
+                rel.file_name()
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned(),
-                _ => stem,
+            ),
+            _ => (dir, fit_name(&stem)),
+        })
+        .map(|(dir, stem)| (dir, fit_name(&stem)))
+        .collect();
+    // 2. Still the same (the same relative path under two input roots, or names that only
+    //    differ in bytes that are not UTF-8): add a hash of the full input path.
+    let seen = count(&second);
+    work.iter()
+        .zip(second)
+        .map(|(w, (dir, stem))| {
+            let stem = if seen[&(dir.clone(), stem.clone())] > 1 {
+                let full = match w {
+                    Work::Video { path, .. } => path.as_os_str().to_os_string(),
+                    Work::Images { paths, .. } => paths
+                        .first()
+                        .and_then(|p| p.parent())
+                        .unwrap_or(Path::new(""))
+                        .as_os_str()
+                        .to_os_string(),
+                };
+                let hash = crate::models::store::sha256_bytes(
+                    std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str()),
+                );
+                format!("{stem}~{}", &hash[..8])
+            } else {
+                stem
             };
             OutputPaths {
                 dir: output.join(&dir),
-                stem: fit_name(&stem),
+                stem,
             }
         })
         .collect()

@@ -661,3 +661,47 @@ fn ctrl_c_stops_within_seconds_and_the_next_run_resumes() {
     assert!(job(&input, &out, &["-q"]).status().unwrap().success());
     assert_eq!(results(&out).len(), 4 * RESULT_FILES.len());
 }
+
+#[test]
+fn the_same_relative_path_under_two_input_roots_never_collides() {
+    let dir = tempfile::tempdir().unwrap();
+    for root in ["A", "B"] {
+        std::fs::create_dir_all(dir.path().join(root)).unwrap();
+        std::fs::copy(
+            media("videos/faces_chaplin_bw.mp4"),
+            dir.path().join(root).join("news.mp4"),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+    let run = || {
+        Command::new(binary())
+            .arg("--input")
+            .arg(dir.path().join("A"))
+            .arg(dir.path().join("B"))
+            .arg("--output")
+            .arg(&out)
+            
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success());
+    let summaries = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("_summary.json")
+        })
+        .count();
+    assert_eq!(summaries, 2, "one set of results per input");
+    let again = String::from_utf8_lossy(&run().stderr).into_owned();
+    assert_eq!(
+        again.matches("already done").count(),
+        2,
+        "both are reused on a rerun: {again}"
+    );
+}
