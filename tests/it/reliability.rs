@@ -700,7 +700,7 @@ fn the_same_relative_path_under_two_input_roots_never_collides() {
     assert_eq!(summaries, 2, "one set of results per input");
     let again = String::from_utf8_lossy(&run().stderr).into_owned();
     assert_eq!(
-        again.matches("already done").count(),
+        again.matches("already done, skipped").count(),
         2,
         "both are reused on a rerun: {again}"
     );
