@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod analyze;
+pub mod archive;
 pub mod bench;
 pub mod classify;
 pub mod cli;

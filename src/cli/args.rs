@@ -39,6 +39,36 @@ pub enum Command {
     /// Detect faces in still images and print one TSV row per face.
     #[command(after_help = "Example:\n  facetv-gpu image --detector scrfd_500m a.jpg b.png")]
     Image(ImageArgs),
+    /// How far a run has come: inputs done, running (owner, heartbeat), failed, left; throughput.
+    #[command(
+        after_help = "Examples:\n  facetv-gpu status /scratch/faces --input /archive/tv\n  facetv-gpu status /scratch/faces --json"
+    )]
+    Status {
+        /// The shared results folder.
+        #[arg(value_name = "RESULTS_DIR")]
+        results: std::path::PathBuf,
+        /// The input folders, to count the inputs still left.
+        #[arg(long, short, value_name = "DIR|FILE", num_args = 1..)]
+        input: Vec<std::path::PathBuf>,
+        /// Seconds after which a silent lock counts as a dead worker's.
+        #[arg(long, default_value_t = 300, value_name = "S")]
+        lock_timeout: u64,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One tidy table over all inputs (one row per face and classifier), as TSV and Parquet.
+    #[command(
+        after_help = "Example:\n  facetv-gpu merge results/   # writes results/merged_faces.tsv and .parquet\n\nStation and start time come from file names like rtl-201701190940.ts.mp4;\nother layouts: --name-pattern with the named groups station and start (YYYYMMDDHHMM[SS])."
+    )]
+    Merge {
+        /// A results folder written by the main job.
+        #[arg(value_name = "RESULTS_DIR")]
+        results: std::path::PathBuf,
+        /// Regular expression on each input's file name with named groups `station` and `start`.
+        #[arg(long, default_value = crate::archive::merge::DEFAULT_NAME_PATTERN)]
+        name_pattern: String,
+    },
     /// Write report.html into a results folder: plots, tables, a contact sheet, failures.
     #[command(
         after_help = "Example:\n  facetv-gpu report results/   # then open results/report.html"

@@ -30,6 +30,37 @@ pub enum Outcome {
 pub fn main_with(cli: Cli) -> Result<Outcome> {
     init_logging(&cli.global);
     match cli.command {
+        Some(Command::Status {
+            results,
+            input,
+            lock_timeout,
+            json,
+        }) => {
+            let st = crate::archive::status::status(
+                &results,
+                &input,
+                std::time::Duration::from_secs(lock_timeout.max(1)),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                st.print();
+            }
+            Ok(Outcome::Success)
+        }
+        Some(Command::Merge {
+            results,
+            name_pattern,
+        }) => {
+            let m = crate::archive::merge::merge(&results, &name_pattern)?;
+            println!(
+                "{} rows → {} and {}",
+                m.rows,
+                m.tsv.display(),
+                m.parquet.display()
+            );
+            Ok(Outcome::Success)
+        }
         Some(Command::Report { results }) => {
             let path = crate::report::write_report(&results)?;
             println!("{}", path.display());

@@ -3,6 +3,7 @@
 //! (`../shared`, or `$FACETV_SHARED`).
 
 mod cli;
+mod cluster;
 mod common;
 mod face_models;
 mod fidelity;

@@ -681,7 +681,6 @@ fn the_same_relative_path_under_two_input_roots_never_collides() {
             .arg(dir.path().join("B"))
             .arg("--output")
             .arg(&out)
-            
             .output()
             .unwrap()
     };
