@@ -74,11 +74,8 @@ impl Analyzer {
                 choice.detector
             )));
         }
-        let det_path = store.verified_path(det_spec)?;
-        let mut model_hashes = vec![(
-            det_spec.name.clone(),
-            crate::models::store::sha256_file(&det_path)?,
-        )];
+        let (det_path, det_sha) = store.verified(det_spec)?;
+        let mut model_hashes = vec![(det_spec.name.clone(), det_sha)];
         let detector = Box::new(OnnxDetector::open(det_spec, &det_path, detect, session)?);
         let (names, explicit): (Vec<String>, bool) = match &choice.classifiers {
             Some(list) => (list.clone(), true),
@@ -106,8 +103,8 @@ impl Analyzer {
                 missing_optional.push(name);
                 continue;
             }
-            let path = store.verified_path(spec)?;
-            model_hashes.push((spec.name.clone(), crate::models::store::sha256_file(&path)?));
+            let (path, sha) = store.verified(spec)?;
+            model_hashes.push((spec.name.clone(), sha));
             classifiers.push(Box::new(OnnxAgeGender::open(spec, &path, session)?));
             let crop = spec.crop.unwrap_or(CropConvention::Aligned);
             if !default_crops.contains(&crop) {

@@ -62,11 +62,9 @@ impl BgrImage {
     }
 
     pub fn to_rgb_bytes(&self) -> Vec<u8> {
-        let mut out = self.data.clone();
-        for px in out.chunks_exact_mut(3) {
-            px.swap(0, 2);
-        }
-        out
+        let mut rgb = self.clone();
+        rgb.swap_red_blue();
+        rgb.data
     }
 
     /// Mirror image (left-right).

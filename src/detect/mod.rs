@@ -168,8 +168,12 @@ impl OnnxDetector {
             fill_nchw(&r.image, &self.spec.input, cw, ch, out);
         }
         let n = frames.len();
-        let tensor = TensorRef::from_array_view(([n, 3, ch, cw], &input[..]))
-            .map_err(|e| self.inference_error(e.to_string()))?;
+        let tensor = TensorRef::from_array_view(([n, 3, ch, cw], &input[..])).map_err(|e| {
+            Error::Inference {
+                model: self.spec.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
         let (decoder, threshold, model) = (&self.decoder, self.opts.threshold, &self.spec.name);
         let infer_err = |message: String| Error::Inference {
             model: model.clone(),
@@ -211,13 +215,6 @@ impl OnnxDetector {
             .zip(resized.iter().zip(frames))
             .map(|(c, (r, frame))| self.finish(c, r.scale, frame))
             .collect())
-    }
-
-    fn inference_error(&self, message: String) -> Error {
-        Error::Inference {
-            model: self.spec.name.clone(),
-            message,
-        }
     }
 
     /// NMS in detector pixels, back to frame pixels, filter small faces, order. Boxes keep the

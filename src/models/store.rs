@@ -85,6 +85,11 @@ impl ModelStore {
 
     /// Path of a usable model file, checked against its sha256; an error says how to get it.
     pub fn verified_path(&self, spec: &ModelSpec) -> Result<PathBuf> {
+        self.verified(spec).map(|(path, _)| path)
+    }
+
+    /// Like `verified_path`, with the file's sha256 (computed once).
+    pub fn verified(&self, spec: &ModelSpec) -> Result<(PathBuf, String)> {
         let path = self.path_of(spec);
         if !path.is_file() {
             return Err(Error::model(
@@ -93,13 +98,14 @@ impl ModelStore {
                 "not found in the model cache; run `facetv-gpu models fetch` (or put the file there)",
             ));
         }
-        self.verify(spec, &path)?;
-        Ok(path)
+        let sha = self.verify(spec, &path)?;
+        Ok((path, sha))
     }
 
-    pub fn verify(&self, spec: &ModelSpec, path: &Path) -> Result<()> {
+    /// Checks `path` against the model's pinned sha256 and returns the file's sha256.
+    pub fn verify(&self, spec: &ModelSpec, path: &Path) -> Result<String> {
+        let actual = sha256_file(path)?;
         if let Some(expected) = &spec.sha256 {
-            let actual = sha256_file(path)?;
             if &actual != expected {
                 return Err(Error::model(
                     &spec.name,
@@ -110,7 +116,7 @@ impl ModelStore {
                 ));
             }
         }
-        Ok(())
+        Ok(actual)
     }
 
     /// Makes `spec` present in the cache (fetching and converting as needed).
