@@ -550,14 +550,14 @@ fn set_colorspace(ctx: &scaling::Context, space: ff::color::Space, range: ff::co
         ff::color::Space::SMPTE240M => SWS_CS_SMPTE240M,
         ff::color::Space::BT2020NCL | ff::color::Space::BT2020CL => SWS_CS_BT2020,
         _ => SWS_CS_ITU601,
-    } as i32;
+    };
     let src_full = (range == ff::color::Range::JPEG) as i32;
     // SAFETY: the context pointer is valid for the lifetime of `ctx`; the coefficient tables are
     // static arrays owned by libswscale.
     unsafe {
         let ptr = ctx.as_ptr() as *mut SwsContext;
         let src = sws_getCoefficients(cs);
-        let dst = sws_getCoefficients(SWS_CS_DEFAULT as i32);
+        let dst = sws_getCoefficients(SWS_CS_DEFAULT);
         sws_setColorspaceDetails(ptr, src, src_full, dst, 1, 0, 1 << 16, 1 << 16);
     }
 }

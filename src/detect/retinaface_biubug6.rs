@@ -36,8 +36,11 @@ pub fn priors(w: usize, h: usize) -> Vec<[f32; 4]> {
     out
 }
 
+/// Priors for one input size, shared between calls.
+type Priors = std::sync::Arc<Vec<[f32; 4]>>;
+
 pub struct Biubug6Decoder {
-    cache: std::sync::Mutex<Option<((usize, usize), std::sync::Arc<Vec<[f32; 4]>>)>>,
+    cache: std::sync::Mutex<Option<((usize, usize), Priors)>>,
 }
 
 impl Biubug6Decoder {
@@ -47,7 +50,7 @@ impl Biubug6Decoder {
         }
     }
 
-    fn priors_for(&self, w: usize, h: usize) -> std::sync::Arc<Vec<[f32; 4]>> {
+    fn priors_for(&self, w: usize, h: usize) -> Priors {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         match &*cache {
             Some((size, p)) if *size == (w, h) => p.clone(),

@@ -87,6 +87,9 @@ enum Shape {
     },
 }
 
+/// One stored weight: its short name (`kernel`, `gamma`, …), shape and values.
+type Weight = (String, Vec<usize>, Vec<f32>);
+
 struct Converter {
     graph: Graph,
     shapes: std::collections::HashMap<String, Shape>,
@@ -159,7 +162,7 @@ impl Converter {
         Ok(())
     }
 
-    fn weights_of(&self, layer: &str) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, String> {
+    fn weights_of(&self, layer: &str) -> Result<Vec<Weight>, String> {
         let g = self
             .weights
             .group(layer)

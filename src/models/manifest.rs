@@ -172,7 +172,7 @@ impl ModelSpec {
                 self.family, self.role
             ));
         }
-        if self.input.std.iter().any(|s| *s == 0.0) || self.input.multiple == 0 {
+        if self.input.std.contains(&0.0) || self.input.multiple == 0 {
             return Err("input std and multiple must be non-zero".into());
         }
         for h in [&self.sha256, &self.source.sha256].into_iter().flatten() {

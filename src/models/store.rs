@@ -17,6 +17,9 @@ use super::manifest::{Conversion, ModelSpec};
 use crate::error::{Error, Result};
 use crate::home;
 
+/// A way to get a model's source bytes, tried lazily in order.
+type SourceFetch = Box<dyn FnOnce() -> Result<Vec<u8>>>;
+
 pub struct ModelStore {
     pub dir: PathBuf,
     pub mirror: Option<PathBuf>,
@@ -161,7 +164,7 @@ impl ModelStore {
             spec.sha256.as_ref()
         };
         let mut tried = Vec::new();
-        let mut candidates: Vec<(String, Box<dyn FnOnce() -> Result<Vec<u8>>>)> = Vec::new();
+        let mut candidates: Vec<(String, SourceFetch)> = Vec::new();
         if let (Some(mirror), Some(name)) = (&self.mirror, &spec.source.mirror) {
             let p = mirror.join(name);
             if p.is_file() {

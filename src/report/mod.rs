@@ -19,6 +19,9 @@ use crate::evaluate::{evaluate, Evaluation};
 /// Chips shown on the contact sheet, spread evenly over all inputs.
 const CONTACT_SHEET: usize = 48;
 
+/// (age, female probability) of faces, by reference.
+type Estimates<'a> = Vec<&'a (f64, f64)>;
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -117,7 +120,7 @@ fn overall(h: &mut String, inputs: &[InputResults], eval: &Evaluation) {
     h.push_str("<h2>All inputs</h2><p class=\"note\">Gender is the estimated probability of <i>female</i>; a face counts as female when it is at least 0.5. Classifier names ending in <code>-margin</code> saw the 40&nbsp;% margin crop instead of the aligned chip (see docs/FIDELITY.md).</p><div class=\"grid\">");
     let faces: Vec<_> = inputs.iter().flat_map(|i| &i.faces).collect();
     for c in &eval.classifiers {
-        let (f, m): (Vec<&(f64, f64)>, Vec<&(f64, f64)>) = faces
+        let (f, m): (Estimates, Estimates) = faces
             .iter()
             .filter_map(|x| x.estimates.get(c))
             .partition(|e| e.1 >= 0.5);
