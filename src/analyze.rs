@@ -67,7 +67,20 @@ impl Analyzer {
         detect: DetectOptions,
         session: SessionOptions,
     ) -> Result<Analyzer> {
-        let det_spec = manifest.get(&choice.detector)?;
+        let det_spec = manifest
+            .by_role(Role::Detector)
+            .find(|m| m.name == choice.detector)
+            .ok_or_else(|| {
+                let known: Vec<&str> = manifest
+                    .by_role(Role::Detector)
+                    .map(|m| m.name.as_str())
+                    .collect();
+                Error::Invalid(format!(
+                    "unknown detector '{}'; detectors: {}",
+                    choice.detector,
+                    known.join(", ")
+                ))
+            })?;
         if det_spec.role != Role::Detector {
             return Err(Error::Invalid(format!(
                 "'{}' is not a detector",

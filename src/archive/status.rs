@@ -25,6 +25,8 @@ pub struct Status {
     pub done: usize,
     pub partial: usize,
     pub running: Vec<Running>,
+    /// Inputs stopped midway with a checkpoint, not running now: the next run resumes them.
+    pub resumable: usize,
     pub failed: Vec<(String, String, String)>,
     /// Inputs not yet done, running or failed (known only when the input folders are given).
     pub left: Option<usize>,
@@ -122,6 +124,22 @@ pub fn status(output: &Path, inputs: &[PathBuf], lock_timeout: Duration) -> Resu
                 )
             })
             .collect();
+    let resumable = files
+        .iter()
+        .filter_map(|f| {
+            f.to_str()?
+                .strip_suffix(".checkpoint.json")
+                .map(String::from)
+        })
+        .filter(|stem| {
+            let name = Path::new(stem)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !Path::new(&format!("{stem}_summary.json")).exists()
+                && !running.iter().any(|r| !r.stale && r.input == name)
+        })
+        .count();
     let left = (!inputs.is_empty()).then(|| {
         let (work, _) = discover(inputs, Some(output));
         let busy: std::collections::HashSet<&str> = running
@@ -155,6 +173,7 @@ pub fn status(output: &Path, inputs: &[PathBuf], lock_timeout: Duration) -> Resu
         done,
         partial,
         running,
+        resumable,
         failed,
         left,
         sampled_frames: sampled,

@@ -19,7 +19,7 @@ const EXAMPLES: &str = "Examples:
   facetv-gpu models fetch";
 
 #[derive(Parser, Debug)]
-#[command(name = "facetv-gpu", version, about = ABOUT, after_help = EXAMPLES)]
+#[command(name = "facetv-gpu", version, about = ABOUT, after_help = EXAMPLES, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -169,8 +169,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Videos processed at the same time.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub jobs: usize,
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// Re-process inputs that already have complete results.
     #[arg(long)]
     pub force: bool,
@@ -178,8 +178,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
     /// Sampled frames sent through the models together.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub batch_frames: usize,
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch_frames: u16,
     /// Seconds between checkpoints inside a video (a killed run resumes from the last one).
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     pub checkpoint_every: f64,

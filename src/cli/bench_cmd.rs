@@ -20,7 +20,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         every: a.every,
         frames: None,
         device: "cpu".into(),
-        jobs: 1,
+        jobs: 1u16,
         force: true,
         shard: None,
         batch_frames: 8,

@@ -19,7 +19,7 @@ pub fn run(g: &GlobalArgs, a: &ImageArgs) -> Result<Outcome> {
         super::session_options(g),
     )?;
     for m in &analyzer.missing_optional {
-        tracing::warn!("optional model '{m}' is not installed; running without it (see `facetv-gpu models list`)");
+        tracing::warn!("optional model '{m}' is not installed; running without it (fetch it with `facetv-gpu models fetch {m}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
     }
     let names = analyzer.classifier_names();
     let stdout = std::io::stdout();

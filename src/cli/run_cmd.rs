@@ -18,6 +18,17 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     let Some(output) = a.output.clone() else {
         bail!("no output folder given: add --output DIR");
     };
+    for input in &a.input {
+        if std::fs::symlink_metadata(input).is_err() {
+            bail!("--input {}: no such file or folder", input.display());
+        }
+    }
+    if output.exists() && !output.is_dir() {
+        bail!(
+            "--output {}: is a file, not a folder; give a folder (it is created if missing)",
+            output.display()
+        );
+    }
     if !(a.every.is_finite() && a.every > 0.0) {
         bail!("--every must be a positive number of seconds");
     }
@@ -28,7 +39,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
             "--device {other}: the GPU back end is not available in this build; use --device cpu"
         ),
     }
-    let analyzers = open_analyzers(g, &a.model, a.jobs.max(1))?;
+    let analyzers = open_analyzers(g, &a.model, a.jobs as usize)?;
     let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
@@ -103,7 +114,7 @@ pub(super) fn open_analyzers(g: &GlobalArgs, m: &ModelArgs, jobs: usize) -> Resu
         .map(|_| Analyzer::open(&manifest, &store, &choice, detect, session))
         .collect::<crate::Result<Vec<_>>>()?;
     for missing in &analyzers[0].missing_optional {
-        tracing::warn!("optional model '{missing}' is not installed; running without it (see `facetv-gpu models list`)");
+        tracing::warn!("optional model '{missing}' is not installed; running without it (fetch it with `facetv-gpu models fetch {missing}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
     }
     Ok(analyzers)
 }
@@ -126,7 +137,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         "jpeg_quality": crate::sink::JPEG_QUALITY,
         // Batch composition can move the last digit of a model output, so it is part of the
         // configuration a result is reused for.
-        "batch_frames": a.batch_frames.max(1),
+        "batch_frames": a.batch_frames as usize,
     });
     if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
         bail!("--checkpoint-every must be zero or a positive number of seconds");
@@ -136,7 +147,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         every: a.every,
         annotate_every: a.frames,
         force: a.force,
-        batch_frames: a.batch_frames.max(1),
+        batch_frames: a.batch_frames as usize,
         options,
         checkpoint_every: std::time::Duration::from_secs_f64(a.checkpoint_every),
         lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),

@@ -367,7 +367,7 @@ impl Evaluation {
             println!("\nAgreement between classifiers (same faces)");
             println!(
                 "{:<16} {:<16} {:>6} {:>14} {:>10} {:>9} {:>9}",
-                "a", "b", "faces", "age a−b mean", "sd", "gender =", "female a/b"
+                "a", "b", "faces", "age a−b mean", "sd", "same sex", "female a / b"
             );
             for a in &self.agreement {
                 println!(

@@ -147,6 +147,15 @@ fn fit_name(stem: &str) -> String {
     format!("{}~{}", &stem[..cut], &hash[..16])
 }
 
+fn photos_label(n: usize, rel_dir: &Path) -> String {
+    let folder = if rel_dir.as_os_str().is_empty() {
+        "the input folder".to_string()
+    } else {
+        rel_dir.display().to_string()
+    };
+    format!("{n} photo{} in {folder}", if n == 1 { "" } else { "s" })
+}
+
 /// Results of a folder of photos are named `{folder}_photos`, or `photos` for the input folder
 /// itself.
 fn images_stem(rel_dir: &Path) -> String {
@@ -256,10 +265,7 @@ fn process(
 ) -> Outcome {
     let (name, path) = match w {
         Work::Video { path, .. } => (path.display().to_string(), path.clone()),
-        Work::Images { rel_dir, paths } => (
-            format!("{} photos in {}", paths.len(), rel_dir.display()),
-            rel_dir.clone(),
-        ),
+        Work::Images { rel_dir, paths } => (photos_label(paths.len(), rel_dir), rel_dir.clone()),
     };
     let fail = |e: Error| {
         if matches!(e, Error::Interrupted) {
