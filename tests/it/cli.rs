@@ -59,3 +59,49 @@ fn models_list_shows_every_model_and_the_cache() {
     let (code, _) = run(&["models", "verify", "retinaface_mnet025", "imdb"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn usage_errors_name_the_problem_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let images = crate::common::media("images");
+    let images = images.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    for (args, expect) in [
+        (
+            vec!["--input", "/nonexistent/recordings", "--output", out],
+            "no such file or folder",
+        ),
+        (
+            vec!["--input", images, "--output", file.to_str().unwrap()],
+            "is a file, not a folder",
+        ),
+        (
+            vec!["--input", images, "--output", out, "--every", "-1"],
+            "positive number of seconds",
+        ),
+        (
+            vec!["--input", images, "--output", out, "--threshold", "2"],
+            "between 0 and 1",
+        ),
+        (
+            vec!["--input", images, "--output", out, "--jobs", "0"],
+            "--jobs",
+        ),
+        (
+            vec!["--input", images, "--output", out, "--detector", "imdb"],
+            "detectors: retinaface_mnet025",
+        ),
+    ] {
+        let (code, text) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(expect), "{args:?}: {text}");
+        assert_eq!(
+            text.matches("os error").count().min(1),
+            text.matches("os error").count(),
+            "an OS error is told once: {text}"
+        );
+    }
+}
