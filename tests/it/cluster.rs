@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::video_job::{binary, ffmpeg};
+use crate::video_job::{binary, x264_clip};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/slurm/facetv-array.sh")
@@ -44,21 +44,8 @@ fn clips(dir: &Path, names: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&input).unwrap();
     let src = media("videos/faces_hamilton_whitehouse.mp4");
     for (i, n) in names.iter().enumerate() {
-        let start = format!("{}", 2 * (i % 4));
-        ffmpeg(&[
-            "-ss",
-            &start,
-            "-t",
-            "2",
-            "-i",
-            src.to_str().unwrap(),
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            input.join(n).to_str().unwrap(),
-        ]);
+        let start = (2 * (i % 4)) as f64;
+        x264_clip(&src, start, 2.0, &input.join(n), &[]);
     }
     input
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::video_job::{binary, ffmpeg};
+use crate::video_job::{binary, ffmpeg, x264_clip};
 
 const RESULT_FILES: [&str; 4] = [
     "_chips.tar",
@@ -23,21 +23,8 @@ fn short_clips(dir: &Path, n: usize) -> PathBuf {
     let src = media("videos/faces_hamilton_whitehouse.mp4");
     for i in 0..n {
         let out = input.join(format!("clip{i}.mp4"));
-        let start = format!("{}", 3 * (i % 3));
-        ffmpeg(&[
-            "-ss",
-            &start,
-            "-t",
-            "3",
-            "-i",
-            src.to_str().unwrap(),
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            out.to_str().unwrap(),
-        ]);
+        let start = (3 * (i % 3)) as f64;
+        x264_clip(&src, start, 3.0, &out, &[]);
     }
     input
 }
@@ -238,36 +225,18 @@ fn bad_inputs_are_classified_and_the_good_ones_processed() {
     ]);
     // MP4 cut in half, index at the end: the index is gone.
     let tmp = dir.path().join("whole.mp4");
-    ffmpeg(&[
-        "-i",
-        &src,
-        "-t",
-        "4",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        &s(tmp.clone()),
-    ]);
+    x264_clip(Path::new(&src), 0.0, 4.0, &tmp, &[]);
     let bytes = std::fs::read(&tmp).unwrap();
     std::fs::write(p("cut_moov_end.mp4"), &bytes[..bytes.len() / 2]).unwrap();
     // MP4 cut in half, index at the front: the frames that exist are processed, marked partial.
     let fast = dir.path().join("fast.mp4");
-    ffmpeg(&[
-        "-i",
-        &src,
-        "-t",
-        "4",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-movflags",
-        "+faststart",
-        &s(fast.clone()),
-    ]);
+    x264_clip(
+        Path::new(&src),
+        0.0,
+        4.0,
+        &fast,
+        &["-movflags", "+faststart"],
+    );
     let bytes = std::fs::read(&fast).unwrap();
     std::fs::write(p("cut_faststart.mp4"), &bytes[..bytes.len() / 2]).unwrap();
     // Corrupt bytes in the middle of a stream.
@@ -474,18 +443,7 @@ fn any_file_name_round_trips() {
     std::fs::create_dir(&input).unwrap();
     let src = media("videos/faces_hamilton_whitehouse.mp4");
     let clip = dir.path().join("c.mp4");
-    ffmpeg(&[
-        "-i",
-        src.to_str().unwrap(),
-        "-t",
-        "1.5",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        clip.to_str().unwrap(),
-    ]);
+    x264_clip(&src, 0.0, 1.5, &clip, &[]);
     use std::os::unix::ffi::OsStrExt;
     let names: Vec<std::ffi::OsString> = vec![
         "with space 'quote\" and tab\there.mp4".into(),

@@ -442,6 +442,28 @@ pub fn ffmpeg(args: &[&str]) {
     assert!(st.success(), "ffmpeg {args:?}");
 }
 
+/// Cuts `duration` seconds from `start` of `src` into `out` as fast H.264 without audio;
+/// `extra` output options go before the file name.
+pub fn x264_clip(src: &Path, start: f64, duration: f64, out: &Path, extra: &[&str]) {
+    let (start, duration) = (start.to_string(), duration.to_string());
+    let mut args = vec![
+        "-ss",
+        &start,
+        "-t",
+        &duration,
+        "-i",
+        src.to_str().unwrap(),
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ];
+    args.extend_from_slice(extra);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
+}
+
 fn run_one(input: &Path, out: &Path) -> serde_json::Value {
     let st = Command::new(binary())
         .args(["-q", "--input"])
