@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::video_job::{binary, x264_clip};
+use crate::video_job::{binary, quiet_job, x264_clip};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/slurm/facetv-array.sh")
@@ -190,11 +190,7 @@ fn merge_writes_one_tidy_table_with_station_and_start_time() {
     let dir = tempfile::tempdir().unwrap();
     let input = clips(dir.path(), &["rtl-201701190940.ts.mp4", "unnamed.mp4"]);
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--age-crop", "aligned,margin", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
+    let st = quiet_job(&input, &out, &["--age-crop", "aligned,margin"])
         .status()
         .unwrap();
     assert!(st.success());

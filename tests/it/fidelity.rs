@@ -8,7 +8,7 @@ use facetv::classify::{AgeGenderModel, OnnxAgeGender};
 use facetv::detect::Detector;
 
 use crate::common::*;
-use crate::video_job::binary;
+use crate::video_job::{binary, quiet_job};
 
 #[test]
 fn both_crop_conventions_run_in_one_pass_and_are_labelled() {
@@ -17,20 +17,13 @@ fn both_crop_conventions_run_in_one_pass_and_are_labelled() {
     std::fs::create_dir(&input).unwrap();
     std::fs::copy(media("images/insightface_t1.jpg"), input.join("t1.jpg")).unwrap();
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args([
-            "-q",
-            "--classifiers",
-            "imdb",
-            "--age-crop",
-            "aligned,margin",
-            "--input",
-        ])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(
+        &input,
+        &out,
+        &["--classifiers", "imdb", "--age-crop", "aligned,margin"],
+    )
+    .status()
+    .unwrap();
     assert_eq!(st.code(), Some(0));
     let (h, rows) = read_tsv(&out.join("photos_age_gender.tsv"));
     assert_eq!(rows.len(), 12, "6 faces × 2 conventions");

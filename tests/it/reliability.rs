@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::video_job::{binary, ffmpeg, x264_clip};
+use crate::video_job::{binary, ffmpeg, quiet_job, x264_clip};
 
 const RESULT_FILES: [&str; 4] = [
     "_chips.tar",
@@ -333,13 +333,7 @@ fn bad_inputs_are_classified_and_the_good_ones_processed() {
     std::fs::copy(media("videos/faces_chaplin_bw.mp4"), p("good.mp4")).unwrap();
 
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(&input, &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(1), "some inputs failed");
     let (header, rows) = read_tsv(&out.join("failures.tsv"));
     assert_eq!(header, ["path", "kind", "reason", "advice"]);
@@ -456,13 +450,7 @@ fn any_file_name_round_trips() {
         std::fs::copy(&clip, input.join(n)).unwrap();
     }
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(&input, &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(0));
     let summaries: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
@@ -525,13 +513,7 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
     let clip = media("videos/faces_hamilton_whitehouse.mp4");
     let full = Mount::tmpfs(&dir.path().join("full"), "size=100k");
     let out = full.0.join("out");
-    let o = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&clip)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = quiet_job(&clip, &out, &[]).output().unwrap();
     // 1: the input failed and failures.tsv says so; 2: the disk is so full that not even
     // failures.tsv could be written. Either way the message says what happened and what to do.
     assert!(
@@ -562,13 +544,7 @@ fn a_full_or_read_only_output_is_a_clear_error_with_no_half_written_results() {
     );
 
     let ro = Mount::tmpfs(&dir.path().join("ro"), "ro,size=1m");
-    let o = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&clip)
-        .arg("--output")
-        .arg(ro.0.join("out"))
-        .output()
-        .unwrap();
+    let o = quiet_job(&clip, ro.0.join("out"), &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
-use crate::video_job::binary;
+use crate::video_job::{binary, quiet_job};
 
 fn clips_with_a_bad_file(dir: &Path) -> std::path::PathBuf {
     let input = dir.join("in");
@@ -53,11 +53,7 @@ fn progress_lines_in_batch_mode_bars_on_a_terminal_and_silence_with_quiet() {
         "{screen}"
     );
 
-    let o = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(dir.path().join("c"))
+    let o = quiet_job(&input, dir.path().join("c"), &[])
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&o.stderr);
@@ -74,11 +70,7 @@ fn the_report_is_self_contained_and_loads_in_chromium_without_errors() {
     let dir = tempfile::tempdir().unwrap();
     let input = clips_with_a_bad_file(dir.path());
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--age-crop", "aligned,margin", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
+    let st = quiet_job(&input, &out, &["--age-crop", "aligned,margin"])
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(1));

@@ -10,6 +10,18 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_facetv-gpu")
 }
 
+/// `facetv-gpu -q EXTRA… --input INPUT --output OUT`, ready to run.
+pub fn quiet_job(input: impl AsRef<Path>, out: impl AsRef<Path>, extra: &[&str]) -> Command {
+    let mut c = Command::new(binary());
+    c.arg("-q")
+        .args(extra)
+        .arg("--input")
+        .arg(input.as_ref())
+        .arg("--output")
+        .arg(out.as_ref());
+    c
+}
+
 struct Run {
     _dir: tempfile::TempDir,
     out: PathBuf,
@@ -22,13 +34,7 @@ fn shared_run() -> &'static Run {
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let st = Command::new(binary())
-            .args(["--quiet", "--input"])
-            .arg(media("videos"))
-            .arg("--output")
-            .arg(&out)
-            .status()
-            .unwrap();
+        let st = quiet_job(media("videos"), &out, &[]).status().unwrap();
         Run {
             _dir: dir,
             out,
@@ -364,13 +370,7 @@ print(len(df), len(a))
 fn photos_of_a_folder_give_one_set_of_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(media("images"))
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(media("images"), &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(0));
     let stem = "photos";
     let (_, rows) = read_tsv(&out.join(format!("{stem}_sampled_frames.tsv")));
@@ -404,13 +404,7 @@ fn usage_errors_exit_2_and_bad_files_exit_1_with_the_rest_done() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(&input, &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(1));
     assert!(
         out.join("chaplin_summary.json").is_file(),
@@ -422,13 +416,7 @@ fn usage_errors_exit_2_and_bad_files_exit_1_with_the_rest_done() {
         "{failures}"
     );
     // A second run skips what is done and reports the bad file again.
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let st = quiet_job(&input, &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(1));
 }
 
@@ -465,13 +453,7 @@ pub fn x264_clip(src: &Path, start: f64, duration: f64, out: &Path, extra: &[&st
 }
 
 fn run_one(input: &Path, out: &Path) -> serde_json::Value {
-    let st = Command::new(binary())
-        .args(["-q", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(out)
-        .status()
-        .unwrap();
+    let st = quiet_job(input, out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(0));
     let stem = input.file_stem().unwrap().to_string_lossy();
     serde_json::from_slice(&std::fs::read(out.join(format!("{stem}_summary.json"))).unwrap())
