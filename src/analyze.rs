@@ -19,17 +19,40 @@ pub struct AnalyzedFace {
     pub estimates: Vec<AgeGender>,
 }
 
+/// Every model of a run, split by stage so the pipeline can run the stages on their own threads:
+/// `finder` (detect → align) and `classifier` (age/gender on the chips).
 pub struct Analyzer {
-    pub detector: Box<dyn Detector>,
-    pub classifiers: Vec<Box<dyn AgeGenderModel>>,
-    /// The crop conventions every classifier runs with.
-    pub crops: Vec<CropConvention>,
+    pub finder: FaceFinder,
+    pub classifier: FaceClassifier,
     /// Hashes of every model in use, `(name, sha256)`, for the run's records.
     pub model_hashes: Vec<(String, String)>,
     /// Requested optional models that are not installed (reported once by the caller).
     pub missing_optional: Vec<String>,
-    /// Time spent in each stage since the analyzer was opened.
-    pub timings: StageTimings,
+}
+
+/// The detect and align stage.
+pub struct FaceFinder {
+    pub detector: Box<dyn Detector>,
+    /// Also cut the margin crops (some classifier runs with the margin convention).
+    margins: bool,
+    detect_s: f64,
+    align_s: f64,
+}
+
+/// The classify stage: every age/gender model with every crop convention.
+pub struct FaceClassifier {
+    pub models: Vec<Box<dyn AgeGenderModel>>,
+    /// The crop conventions every model runs with.
+    pub crops: Vec<CropConvention>,
+    classify_s: f64,
+}
+
+/// The faces found on a batch of frames with their crops, on their way to the classifiers.
+pub struct FoundFaces {
+    faces: Vec<Vec<Face>>,
+    chips: Vec<Vec<Chip>>,
+    /// Margin crops in face order (empty unless a margin convention is in use).
+    margins: Vec<BgrImage>,
 }
 
 /// Accumulated wall time per stage.
@@ -127,31 +150,51 @@ impl Analyzer {
         if default_crops.is_empty() {
             default_crops.push(CropConvention::Aligned);
         }
+        let crops = if choice.crops.is_empty() {
+            default_crops
+        } else {
+            choice.crops.clone()
+        };
         Ok(Analyzer {
-            detector,
-            classifiers,
+            finder: FaceFinder {
+                detector,
+                margins: crops.contains(&CropConvention::Margin),
+                detect_s: 0.0,
+                align_s: 0.0,
+            },
+            classifier: FaceClassifier {
+                models: classifiers,
+                crops,
+                classify_s: 0.0,
+            },
             model_hashes,
             missing_optional,
-            timings: StageTimings::default(),
-            crops: if choice.crops.is_empty() {
-                default_crops
-            } else {
-                choice.crops.clone()
-            },
         })
     }
 
-    /// One name per (model, crop convention), model-major: `imdb`, `imdb-margin`, `utk`, ….
     pub fn classifier_names(&self) -> Vec<String> {
-        self.classifiers
-            .iter()
-            .flat_map(|c| self.crops.iter().map(move |crop| crop.label(c.name())))
-            .collect()
+        self.classifier.names()
     }
 
-    /// Detects, aligns and classifies every face of every frame; chips of all frames are
-    /// classified together in batches.
+    /// Detects, aligns and classifies every face of every frame, one stage after the other.
     pub fn analyze(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<AnalyzedFace>>> {
+        let found = self.finder.find(frames)?;
+        self.classifier.classify(found)
+    }
+
+    /// Time spent in each stage since the analyzer was opened.
+    pub fn timings(&self) -> StageTimings {
+        StageTimings {
+            detect_s: self.finder.detect_s,
+            align_s: self.finder.align_s,
+            classify_s: self.classifier.classify_s,
+        }
+    }
+}
+
+impl FaceFinder {
+    /// Detects every face of every frame and cuts its chip (and margin crop when needed).
+    pub fn find(&mut self, frames: &[&BgrImage]) -> Result<FoundFaces> {
         let t0 = std::time::Instant::now();
         let faces = self.detector.detect(frames)?;
         let t1 = std::time::Instant::now();
@@ -160,40 +203,56 @@ impl Analyzer {
             .zip(&faces)
             .map(|(frame, fs)| fs.iter().map(|f| align_face(frame, f)).collect())
             .collect();
-        let flat: Vec<&BgrImage> = chips.iter().flatten().map(|c| &c.image).collect();
-        let margins: Vec<BgrImage> = if self.crops.contains(&CropConvention::Margin) {
+        let margins: Vec<BgrImage> = if self.margins {
             frames
                 .iter()
                 .zip(&faces)
-                .flat_map(|(frame, fs)| {
-                    fs.iter()
-                        .map(|f| margin_crop(frame, f.bbox, MARGIN))
-                        .collect::<Vec<_>>()
-                })
+                .flat_map(|(frame, fs)| fs.iter().map(|f| margin_crop(frame, f.bbox, MARGIN)))
                 .collect()
         } else {
             Vec::new()
         };
-        let margin_refs: Vec<&BgrImage> = margins.iter().collect();
-        let t2 = std::time::Instant::now();
-        let mut per_model = Vec::with_capacity(self.classifiers.len() * self.crops.len());
-        for c in &mut self.classifiers {
+        self.detect_s += (t1 - t0).as_secs_f64();
+        self.align_s += t1.elapsed().as_secs_f64();
+        Ok(FoundFaces {
+            faces,
+            chips,
+            margins,
+        })
+    }
+}
+
+impl FaceClassifier {
+    /// One name per (model, crop convention), model-major: `imdb`, `imdb-margin`, `utk`, ….
+    pub fn names(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .flat_map(|c| self.crops.iter().map(move |crop| crop.label(c.name())))
+            .collect()
+    }
+
+    /// Estimates age and gender of every found face; the chips of all frames of the batch go
+    /// through each model together.
+    pub fn classify(&mut self, found: FoundFaces) -> Result<Vec<Vec<AnalyzedFace>>> {
+        let t = std::time::Instant::now();
+        let aligned: Vec<&BgrImage> = found.chips.iter().flatten().map(|c| &c.image).collect();
+        let margins: Vec<&BgrImage> = found.margins.iter().collect();
+        let mut per_model = Vec::with_capacity(self.models.len() * self.crops.len());
+        for model in &mut self.models {
             for crop in &self.crops {
                 let inputs = match crop {
-                    CropConvention::Aligned => &flat,
-                    CropConvention::Margin => &margin_refs,
+                    CropConvention::Aligned => &aligned,
+                    CropConvention::Margin => &margins,
                 };
-                per_model.push(c.classify(inputs)?);
+                per_model.push(model.classify(inputs)?);
             }
         }
-        let t3 = std::time::Instant::now();
-        self.timings.detect_s += (t1 - t0).as_secs_f64();
-        self.timings.align_s += (t2 - t1).as_secs_f64();
-        self.timings.classify_s += (t3 - t2).as_secs_f64();
+        self.classify_s += t.elapsed().as_secs_f64();
         let mut k = 0;
-        Ok(faces
+        Ok(found
+            .faces
             .into_iter()
-            .zip(chips)
+            .zip(found.chips)
             .map(|(fs, cs)| {
                 fs.into_iter()
                     .zip(cs)

@@ -60,7 +60,7 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone.
     let t = Instant::now();
-    let mut source = FfmpegSource::open(input, cfg.every, cfg.stall_timeout)?;
+    let mut source = FfmpegSource::open(input, cfg.every, cfg.sampling, cfg.stall_timeout)?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
         frames.push(f);
@@ -73,7 +73,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
     let t = Instant::now();
     let mut faces = Vec::with_capacity(images.len());
     for part in images.chunks(cfg.batch_frames.max(1)) {
-        faces.extend(analyzer.detector.detect(part)?);
+        faces.extend(analyzer.finder.detector.detect(part)?);
     }
     let detect_s = t.elapsed().as_secs_f64();
 
@@ -96,7 +96,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         stage("detect", images.len() as u64, "frames", detect_s),
         stage("align", chips.len() as u64, "faces", align_s),
     ];
-    for c in &mut analyzer.classifiers {
+    for c in &mut analyzer.classifier.models {
         let t = Instant::now();
         c.classify(&chip_refs)?;
         stages.push(stage(

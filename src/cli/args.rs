@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::decode::Sampling;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Find every face in a folder of TV recordings and estimate age and gender.
@@ -162,6 +163,11 @@ pub struct RunArgs {
     /// Seconds between sampled frames (by presentation timestamp).
     #[arg(long, default_value_t = 1.0, value_name = "S")]
     pub every: f64,
+    /// exact: the first frame at or after each sample point (decodes every frame); keyframe: the
+    /// first key frame at or after it (decodes only key frames: much faster on long-GOP material,
+    /// but samples are no closer together than the key frames).
+    #[arg(long, value_enum, default_value_t = Sampling::Exact)]
+    pub sampling: Sampling,
     /// Also write every N-th sampled frame with boxes and landmarks drawn.
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
@@ -239,6 +245,12 @@ pub struct BenchArgs {
     /// Seconds between sampled frames.
     #[arg(long, default_value_t = 1.0, value_name = "S")]
     pub every: f64,
+    /// exact or keyframe (see `facetv-gpu run --help`).
+    #[arg(long, value_enum, default_value_t = Sampling::Exact)]
+    pub sampling: Sampling,
+    /// Sampled frames sent through the models together.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch_frames: u16,
     /// cpu (the GPU back end is not in this build yet).
     #[arg(long, default_value = "cpu")]
     pub device: String,

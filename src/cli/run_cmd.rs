@@ -124,13 +124,14 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
     let detect = super::detect_options(&a.model)?;
     let options = json!({
         "every_s": a.every,
+        "sampling": a.sampling,
         "detector": a.model.detector,
         "threshold": detect.threshold,
         "nms_iou": detect.nms_iou,
         "max_side": detect.max_side,
         "min_face_px": detect.min_face,
         "classifiers": analyzer.classifier_names(),
-        "age_crops": analyzer.crops,
+        "age_crops": analyzer.classifier.crops,
         "frames": a.frames,
         "device": "cpu",
         "chip_size": crate::align::CHIP_SIZE,
@@ -145,6 +146,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
     Ok(JobConfig {
         output,
         every: a.every,
+        sampling: a.sampling,
         annotate_every: a.frames,
         force: a.force,
         batch_frames: a.batch_frames as usize,

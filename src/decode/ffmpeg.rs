@@ -13,7 +13,7 @@ use ff::software::scaling;
 use ffmpeg_next as ff;
 
 use super::sampler::{Sampler, Timeline};
-use super::{DecodeStats, FrameSource, SampledFrame, TimestampSource, VideoInfo};
+use super::{DecodeStats, FrameSource, SampledFrame, Sampling, TimestampSource, VideoInfo};
 use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
 
@@ -139,6 +139,9 @@ pub struct FfmpegSource {
     declared_frames: u64,
     /// Sampled frames still to pass over without converting them (resuming after a checkpoint).
     skip: u64,
+    sampling: Sampling,
+    /// Packets of the video stream read so far.
+    packets: u64,
 }
 
 /// Aborts blocking FFmpeg reads when the job is stopped or no packet has arrived for the timeout.
@@ -194,7 +197,12 @@ struct ScalerKey {
 impl FfmpegSource {
     /// Opens `path`; `stall_timeout` bounds how long any read may make no progress (a watchdog
     /// against files and file systems that hang).
-    pub fn open(path: &Path, every: f64, stall_timeout: Duration) -> Result<FfmpegSource> {
+    pub fn open(
+        path: &Path,
+        every: f64,
+        sampling: Sampling,
+        stall_timeout: Duration,
+    ) -> Result<FfmpegSource> {
         init();
         let err = |m: String| Error::video(path, FailureKind::NotAVideo, m);
         match std::fs::File::open(path).and_then(|f| f.metadata()) {
@@ -251,6 +259,12 @@ impl FfmpegSource {
             count: 0,
             ..Default::default()
         });
+        if sampling == Sampling::Keyframe {
+            // The decoder still parses every packet (parameter sets can change anywhere) but
+            // decodes only key frames.
+            // SAFETY: the context is valid and not yet opened; skip_frame is a plain field.
+            unsafe { (*ctx.as_mut_ptr()).skip_frame = ff::ffi::AVDiscard::AVDISCARD_NONKEY };
+        }
         let decoder = ctx
             .decoder()
             .video()
@@ -368,6 +382,8 @@ impl FfmpegSource {
             watchdog,
             declared_frames,
             skip: 0,
+            sampling,
+            packets: 0,
         })
     }
 
@@ -406,6 +422,25 @@ impl FfmpegSource {
         self.timeline.map_corrected(raw)
     }
 
+    /// The presentation index and media time of the frame just decoded.
+    fn index_and_time(&mut self) -> (u64, f64) {
+        let decoded = self.stats.frames_decoded;
+        match self.sampling {
+            Sampling::Exact => (decoded, self.timestamp_of(decoded)),
+            Sampling::Keyframe if self.info.timestamps == TimestampSource::NominalRate => {
+                let position = self.decoded.pts().map_or(decoded, |p| p.max(0) as u64);
+                let t = self
+                    .timeline
+                    .map_corrected(position as f64 / self.nominal_rate);
+                (position, t)
+            }
+            Sampling::Keyframe => {
+                let t = self.timestamp_of(decoded);
+                ((t * self.nominal_rate).round().max(0.0) as u64, t)
+            }
+        }
+    }
+
     /// Reads packets until the decoder has a frame for us; false at the end of the stream.
     fn receive(&mut self) -> Result<bool> {
         loop {
@@ -435,6 +470,14 @@ impl FfmpegSource {
                     self.watchdog.progress();
                     if packet.stream() != self.stream_index {
                         continue;
+                    }
+                    self.packets += 1;
+                    if self.sampling == Sampling::Keyframe
+                        && self.info.timestamps == TimestampSource::NominalRate
+                    {
+                        // Raw streams carry no timestamps: the packet's position stands in, and
+                        // the decoder hands it back with the key frames it decodes.
+                        packet.set_pts(Some(self.packets as i64 - 1));
                     }
                     if self.decoder.send_packet(&packet).is_err() {
                         self.stats.corrupt_packets += 1;
@@ -566,7 +609,11 @@ impl FfmpegSource {
     /// A file that ends well before the frame count its header announces was cut off: mark it
     /// partial (its frames are still processed).
     fn check_complete(&mut self) {
-        let (got, declared) = (self.stats.frames_decoded, self.declared_frames);
+        let got = match self.sampling {
+            Sampling::Exact => self.stats.frames_decoded,
+            Sampling::Keyframe => self.packets,
+        };
+        let declared = self.declared_frames;
         if declared > 0 && got + 2 + declared / 100 < declared && !self.stats.partial {
             self.stats.partial = true;
             self.stats.partial_reason = Some(format!(
@@ -597,12 +644,15 @@ impl FrameSource for FfmpegSource {
         while !self.finished {
             if !self.receive()? {
                 self.finished = true;
+                if self.sampling == Sampling::Keyframe {
+                    self.stats.frames_not_decoded =
+                        self.packets.saturating_sub(self.stats.frames_decoded);
+                }
                 self.check_complete();
                 break;
             }
-            let index = self.stats.frames_decoded;
+            let (index, t) = self.index_and_time();
             self.stats.frames_decoded += 1;
-            let t = self.timestamp_of(index);
             self.stats.timestamp_discontinuities = self.timeline.discontinuities;
             self.stats.last_timestamp = t;
             if self.sampler.take(t) {

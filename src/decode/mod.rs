@@ -9,7 +9,24 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::image::BgrImage;
 
-/// A sampled frame. `index` counts frames in presentation order from 0; `timestamp` is in seconds
+/// Which frame stands for each sample point k·S.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// The first frame at or after each sample point: every frame is decoded, only the sampled
+    /// ones are converted.
+    #[default]
+    Exact,
+    /// The first key frame at or after each sample point: only key frames are decoded (several
+    /// times faster on long-GOP broadcast material), so samples are as far apart as the key
+    /// frames when those are sparser than the sampling period. The timestamps written are the
+    /// key frames' own.
+    Keyframe,
+}
+
+/// A sampled frame. `index` counts frames in presentation order from 0 (with `--sampling
+/// keyframe`, where frames in between are not decoded, it is the timestamp × the nominal rate, or
+/// the frame's position in the stream for raw streams without timestamps); `timestamp` is in seconds
 /// from the start of the recording as a player shows it: the presentation timestamp minus the
 /// container's start time (so a video stream that starts 0.85 s in has its first frame at 0.85).
 #[derive(Debug)]
@@ -63,6 +80,8 @@ pub struct DecodeStats {
     /// Frames without a timestamp in a stream that has them (placed one frame after the last).
     pub frames_without_timestamp: u64,
     pub deinterlaced_frames: u64,
+    /// Frames passed over without decoding (`--sampling keyframe`: every frame but key frames).
+    pub frames_not_decoded: u64,
     /// The file ended early or a read failed: the frames that exist were processed.
     pub partial: bool,
     /// Why the video is partial, when it is.

@@ -1,0 +1,179 @@
+//! The streaming stage graph against a serial reference, and `--sampling keyframe`.
+
+use std::path::Path;
+use std::process::Command;
+
+use facetv::analyze::{Analyzer, ModelChoice};
+use facetv::decode::ffmpeg::FfmpegSource;
+use facetv::decode::{FrameSource, Sampling};
+use facetv::image::BgrImage;
+
+use crate::common::{col, manifest, media, read_tsv, session, store};
+use crate::video_job::{quiet_job, x264_clip};
+
+/// (chip name, classifier, age, female probability) rows of a results folder, in file order.
+fn age_rows(out: &Path, stem: &str) -> Vec<(String, String, f64, f64)> {
+    let (h, rows) = read_tsv(&out.join(format!("{stem}_age_gender.tsv")));
+    rows.iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].clone(),
+                col(&h, r, "age"),
+                col(&h, r, "gender"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_stage_graph_writes_what_a_serial_run_computes_in_the_same_order() {
+    let clip = media("videos/faces_hamilton_whitehouse.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    // Batches of 3 frames: several batches in flight, the last one short.
+    let st = quiet_job(
+        &clip,
+        dir.path(),
+        &["--every", "0.5", "--batch-frames", "3"],
+    )
+    .status()
+    .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let piped = age_rows(dir.path(), "faces_hamilton_whitehouse");
+
+    // The same frames, batches and models, one stage after the other on this thread.
+    let mut analyzer = Analyzer::open(
+        manifest(),
+        &store(),
+        &ModelChoice::default(),
+        Default::default(),
+        session(),
+    )
+    .unwrap();
+    let mut source = FfmpegSource::open(
+        &clip,
+        0.5,
+        Sampling::Exact,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut serial = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        while batch.len() < 3 {
+            match source.next_sampled().unwrap() {
+                Some(f) => batch.push(f),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let images: Vec<&BgrImage> = batch.iter().map(|f| &f.image).collect();
+        for (frame, faces) in batch.iter().zip(analyzer.analyze(&images).unwrap()) {
+            for (i, f) in faces.iter().enumerate() {
+                let name = format!(
+                    "faces_hamilton_whitehouse_frame_{}_second_{}_face{i}.jpg",
+                    frame.index,
+                    frame.timestamp.floor() as u64
+                );
+                serial.push((name, f.estimates[0].age as f64));
+            }
+        }
+    }
+    assert!(
+        serial.len() > 30,
+        "a face-dense clip: {} faces",
+        serial.len()
+    );
+    assert_eq!(piped.len(), serial.len());
+    for ((name, classifier, age, _), (want_name, want_age)) in piped.iter().zip(&serial) {
+        assert_eq!(classifier, "imdb");
+        assert_eq!(name, want_name, "rows in frame and face order");
+        // The table keeps 6 significant digits.
+        assert!((age - want_age).abs() < 1e-3, "{name}: {age} vs {want_age}");
+    }
+}
+
+/// Presentation times of the key frames and the number of frames, as ffprobe sees them.
+fn key_frames(clip: &Path) -> (Vec<f64>, usize) {
+    let probe = |extra: &[&str]| -> Vec<f64> {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v"])
+            .args(extra)
+            .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+            .arg(clip)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+            .collect()
+    };
+    (probe(&["-skip_frame", "nokey"]), probe(&[]).len())
+}
+
+#[test]
+fn keyframe_sampling_decodes_only_key_frames_and_gives_the_same_results_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("gop2.mp4");
+    // 12 s at 25 fps with a key frame every 2 s: one sample per second falls on a key frame
+    // every other time.
+    x264_clip(
+        &media("videos/faces_hamilton_whitehouse.mp4"),
+        0.0,
+        12.0,
+        &clip,
+        &[
+            "-r",
+            "25",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+        ],
+    );
+    let (keys, total) = key_frames(&clip);
+    assert_eq!(keys.len(), 6, "key frames at {keys:?}");
+
+    let run = |name: &str, args: &[&str]| -> std::path::PathBuf {
+        let out = dir.path().join(name);
+        let st = quiet_job(&clip, &out, args).status().unwrap();
+        assert_eq!(st.code(), Some(0));
+        out
+    };
+    let fast = run(
+        "keyframe",
+        &["--sampling", "keyframe", "--batch-frames", "1"],
+    );
+    let (h, rows) = read_tsv(&fast.join("gop2_sampled_frames.tsv"));
+    let times: Vec<f64> = rows.iter().map(|r| col(&h, r, "timestamp")).collect();
+    assert_eq!(times.len(), keys.len());
+    for (t, k) in times.iter().zip(&keys) {
+        assert!(
+            (t - k).abs() < 1e-3,
+            "sampled {times:?}, key frames {keys:?}"
+        );
+    }
+    for (r, t) in rows.iter().zip(&times) {
+        assert_eq!(
+            col(&h, r, "frame"),
+            (t * 25.0).round(),
+            "frame index of {t}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fast.join("gop2_summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["options"]["sampling"], "keyframe");
+    assert_eq!(summary["decode"]["frames_decoded"], keys.len());
+    assert_eq!(summary["decode"]["frames_not_decoded"], total - keys.len());
+
+    // Exact sampling every 2 s takes the same frames, decoded the long way: same faces, ages.
+    let exact = run("exact", &["--every", "2", "--batch-frames", "1"]);
+    let (a, b) = (age_rows(&fast, "gop2"), age_rows(&exact, "gop2"));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
