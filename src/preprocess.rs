@@ -47,16 +47,22 @@ pub struct Resized {
 }
 
 pub fn resize_longer_side(frame: &BgrImage, max_side: usize) -> Resized {
-    let longer = frame.width.max(frame.height).max(1);
-    let r = max_side as f64 / longer as f64;
-    let w = ((frame.width as f64 * r).round() as usize).clamp(1, max_side);
-    let h = ((frame.height as f64 * r).round() as usize).clamp(1, max_side);
-    let image = if w == frame.width && h == frame.height {
+    let g = crate::gpu::params::Resize::longer_side(frame.width, frame.height, max_side);
+    let image = if g.dst_w as usize == frame.width && g.dst_h as usize == frame.height {
         frame.clone()
     } else {
-        resize_bilinear_scaled(frame, w, h, 1.0 / r, 1.0 / r)
+        resize_bilinear_scaled(
+            frame,
+            g.dst_w as usize,
+            g.dst_h as usize,
+            g.step_x,
+            g.step_y,
+        )
     };
-    Resized { image, scale: r }
+    Resized {
+        image,
+        scale: max_side as f64 / frame.width.max(frame.height).max(1) as f64,
+    }
 }
 
 #[cfg(test)]

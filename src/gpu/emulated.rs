@@ -1,0 +1,211 @@
+//! The kernels' own code, compiled for the CPU by build.rs (kernels/host/emulate.cpp), checked
+//! here against the CPU twins on every test run: the GPU runs the same source, so what differs
+//! there is only the hardware's arithmetic, which `scripts/device-check.sh` measures.
+
+use super::params::{Normalize, Resize, YuvToBgr};
+
+extern "C" {
+    fn emu_bgr_to_model_input(
+        frames: *const *const u8,
+        count: i32,
+        pitch: i32,
+        r: Resize,
+        canvas_w: i32,
+        canvas_h: i32,
+        n: Normalize,
+        out: *mut f32,
+    );
+    fn emu_nv12_to_model_input(
+        luma: *const *const u8,
+        chroma: *const *const u8,
+        count: i32,
+        pitch: i32,
+        k: YuvToBgr,
+        r: Resize,
+        canvas_w: i32,
+        canvas_h: i32,
+        n: Normalize,
+        out: *mut f32,
+    );
+    fn emu_compact_candidates(
+        loc: *const f32,
+        conf: *const f32,
+        landmarks: *const f32,
+        priors: i32,
+        count: i32,
+        threshold: f32,
+        capacity: i32,
+        counts: *mut i32,
+        out: *mut f32,
+    );
+    fn emu_warp_faces_bgr(
+        frames: *const *const u8,
+        pitch: i32,
+        src_w: i32,
+        src_h: i32,
+        face_frame: *const i32,
+        chip_to_frame: *const f64,
+        faces: i32,
+        size: i32,
+        chips: *mut u8,
+    );
+    fn emu_warp_faces_nv12(
+        luma: *const *const u8,
+        chroma: *const *const u8,
+        pitch: i32,
+        k: YuvToBgr,
+        src_w: i32,
+        src_h: i32,
+        face_frame: *const i32,
+        chip_to_frame: *const f64,
+        faces: i32,
+        size: i32,
+        chips: *mut u8,
+    );
+}
+
+/// NCHW input for a batch of packed-BGR frames of one size.
+pub fn bgr_to_model_input(
+    frames: &[&[u8]],
+    pitch: usize,
+    r: Resize,
+    canvas: (usize, usize),
+    n: Normalize,
+) -> Vec<f32> {
+    let ptrs: Vec<*const u8> = frames.iter().map(|f| f.as_ptr()).collect();
+    let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
+    // SAFETY: every frame holds `pitch · r.src_h` bytes and `out` the whole batch's input.
+    unsafe {
+        emu_bgr_to_model_input(
+            ptrs.as_ptr(),
+            frames.len() as i32,
+            pitch as i32,
+            r,
+            canvas.0 as i32,
+            canvas.1 as i32,
+            n,
+            out.as_mut_ptr(),
+        );
+    }
+    out
+}
+
+/// NCHW input for a batch of NV12 frames of one size.
+pub fn nv12_to_model_input(
+    frames: &[(&[u8], &[u8])],
+    pitch: usize,
+    k: YuvToBgr,
+    r: Resize,
+    canvas: (usize, usize),
+    n: Normalize,
+) -> Vec<f32> {
+    let luma: Vec<*const u8> = frames.iter().map(|f| f.0.as_ptr()).collect();
+    let chroma: Vec<*const u8> = frames.iter().map(|f| f.1.as_ptr()).collect();
+    let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
+    // SAFETY: as above, with the luma and chroma planes of `pitch`-byte rows.
+    unsafe {
+        emu_nv12_to_model_input(
+            luma.as_ptr(),
+            chroma.as_ptr(),
+            frames.len() as i32,
+            pitch as i32,
+            k,
+            r,
+            canvas.0 as i32,
+            canvas.1 as i32,
+            n,
+            out.as_mut_ptr(),
+        );
+    }
+    out
+}
+
+/// Candidate rows per frame (in the kernel's slot order) and each frame's full count.
+pub fn compact_candidates(
+    loc: &[f32],
+    conf: &[f32],
+    landmarks: &[f32],
+    frames: usize,
+    threshold: f32,
+    capacity: usize,
+) -> (Vec<i32>, Vec<f32>) {
+    let priors = conf.len() / 2 / frames;
+    let mut counts = vec![0i32; frames];
+    let mut out = vec![0f32; frames * capacity * 16];
+    // SAFETY: the outputs hold `frames · priors` rows; `out` holds `capacity` rows per frame.
+    unsafe {
+        emu_compact_candidates(
+            loc.as_ptr(),
+            conf.as_ptr(),
+            landmarks.as_ptr(),
+            priors as i32,
+            frames as i32,
+            threshold,
+            capacity as i32,
+            counts.as_mut_ptr(),
+            out.as_mut_ptr(),
+        );
+    }
+    (counts, out)
+}
+
+/// `size`² BGR chips, one per face (`face_frame[j]` indexes `frames`; `chip_to_frame` 6 per face).
+pub fn warp_faces_bgr(
+    frames: &[&[u8]],
+    pitch: usize,
+    src: (usize, usize),
+    face_frame: &[i32],
+    chip_to_frame: &[f64],
+    size: usize,
+) -> Vec<u8> {
+    let ptrs: Vec<*const u8> = frames.iter().map(|f| f.as_ptr()).collect();
+    let mut chips = vec![0u8; face_frame.len() * size * size * 3];
+    // SAFETY: frames as above; `face_frame` indexes are < frames.len() (checked by callers).
+    unsafe {
+        emu_warp_faces_bgr(
+            ptrs.as_ptr(),
+            pitch as i32,
+            src.0 as i32,
+            src.1 as i32,
+            face_frame.as_ptr(),
+            chip_to_frame.as_ptr(),
+            face_frame.len() as i32,
+            size as i32,
+            chips.as_mut_ptr(),
+        );
+    }
+    chips
+}
+
+/// As `warp_faces_bgr`, reading NV12 frames.
+#[allow(clippy::too_many_arguments)]
+pub fn warp_faces_nv12(
+    frames: &[(&[u8], &[u8])],
+    pitch: usize,
+    k: YuvToBgr,
+    src: (usize, usize),
+    face_frame: &[i32],
+    chip_to_frame: &[f64],
+    size: usize,
+) -> Vec<u8> {
+    let luma: Vec<*const u8> = frames.iter().map(|f| f.0.as_ptr()).collect();
+    let chroma: Vec<*const u8> = frames.iter().map(|f| f.1.as_ptr()).collect();
+    let mut chips = vec![0u8; face_frame.len() * size * size * 3];
+    // SAFETY: as above.
+    unsafe {
+        emu_warp_faces_nv12(
+            luma.as_ptr(),
+            chroma.as_ptr(),
+            pitch as i32,
+            k,
+            src.0 as i32,
+            src.1 as i32,
+            face_frame.as_ptr(),
+            chip_to_frame.as_ptr(),
+            face_frame.len() as i32,
+            size as i32,
+            chips.as_mut_ptr(),
+        );
+    }
+    chips
+}

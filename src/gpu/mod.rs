@@ -1,0 +1,211 @@
+//! The GPU data plane's building blocks. `kernels/*.cu` are our CUDA kernels, embedded in the
+//! binary and compiled at run time with NVRTC for the GPU present; `params` holds their parameter
+//! structs; every kernel has a CPU twin (`twin`, or the CPU path's own function) and the tests run
+//! the kernels' own source on the CPU against them (`emulated`).
+//!
+//! CUDA is loaded at run time (cudarc with dynamic loading), so this builds and runs on machines
+//! without it; a missing library is a clear error, never a crash.
+
+pub mod params;
+pub mod twin;
+
+#[cfg(test)]
+mod emulated;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The kernel sources in dependency order (the shared header first).
+const SOURCES: [(&str, &str); 4] = [
+    ("facetv.cuh", include_str!("../../kernels/facetv.cuh")),
+    (
+        "model_input.cu",
+        include_str!("../../kernels/model_input.cu"),
+    ),
+    ("candidates.cu", include_str!("../../kernels/candidates.cu")),
+    ("align.cu", include_str!("../../kernels/align.cu")),
+];
+
+/// The kernels NVRTC must find in the compiled program.
+pub const KERNELS: [&str; 5] = [
+    "bgr_to_model_input",
+    "nv12_to_model_input",
+    "compact_candidates",
+    "warp_faces_bgr",
+    "warp_faces_nv12",
+];
+
+/// All kernels as one NVRTC program: the header once, then each file without its `#include`.
+pub fn program_source() -> String {
+    SOURCES
+        .iter()
+        .map(|(name, text)| {
+            let body: Vec<&str> = text
+                .lines()
+                .filter(|l| l.trim() != "#include \"facetv.cuh\"")
+                .collect();
+            format!("// ---- kernels/{name}\n{}\n", body.join("\n"))
+        })
+        .collect()
+}
+
+/// Folders searched for CUDA libraries, in order: `$FACETV_CUDA_LIB_DIR`, the project's
+/// `.facetv/cuda` (where `scripts/setup.sh` puts the NVRTC wheel), pip-installed NVIDIA wheels
+/// (`site-packages/nvidia/*/lib`, e.g. PyTorch's), the CUDA toolkit.
+fn library_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("FACETV_CUDA_LIB_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let mut wheels = vec![crate::home::facetv_home().join("cuda")];
+    wheels.extend(python_site_packages());
+    for root in wheels {
+        if let Ok(entries) = std::fs::read_dir(root.join("nvidia")) {
+            let mut libs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path().join("lib"))
+                .filter(|p| p.is_dir())
+                .collect();
+            libs.sort();
+            dirs.extend(libs);
+        }
+    }
+    dirs.extend(["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"].map(PathBuf::from));
+    dirs
+}
+
+fn python_site_packages() -> Vec<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import site,sys; print('\\n'.join(site.getsitepackages()+[site.getusersitepackages()]))"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Loads the first `prefix*` library found (e.g. `libnvrtc.so.13`) with its symbols global, so
+/// cudarc's own lookup by name finds it already loaded. Returns the file loaded.
+fn preload(prefix: &str) -> Option<PathBuf> {
+    for dir in library_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        found.sort();
+        for path in found {
+            let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            // SAFETY: dlopen of a shared library by path; the handle is kept for the process.
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if !handle.is_null() {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
+/// Makes NVRTC loadable or says what to install.
+pub fn ensure_nvrtc() -> Result<()> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    // Preloaded before cudarc's first lookup, which remembers its answer.
+    // NVRTC opens its builtins library by name when compiling: load it first, from the same place.
+    let found = FOUND.get_or_init(|| {
+        preload("libnvrtc-builtins.so");
+        preload("libnvrtc.so")
+    });
+    // SAFETY: only loads the library; no NVRTC function is called.
+    if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Ok(());
+    }
+    Err(Error::Runtime(match found {
+        Some(path) => format!(
+            "{}: cannot be used as NVRTC (CUDA 13 is needed)",
+            path.display()
+        ),
+        None => "NVRTC (libnvrtc.so.13), which compiles the GPU kernels, was not found: run scripts/setup.sh (it installs the nvidia-cuda-nvrtc wheel into .facetv/cuda), install the CUDA 13 toolkit, or set FACETV_CUDA_LIB_DIR to the folder holding it".into(),
+    }))
+}
+
+/// Compiles every kernel for `arch` (e.g. `sm_90`) to a cubin: native code for that GPU, which a
+/// driver of the same CUDA major version loads (PTX from a newer NVRTC than the driver would not).
+/// Fused multiply-add is off so float results round as the CPU twins' do.
+pub fn compile(arch: &str) -> Result<Vec<u8>> {
+    use cudarc::nvrtc::{result, sys};
+    ensure_nvrtc()?;
+    let err = |what: &str, e: String| {
+        Error::Runtime(format!(
+            "compiling the CUDA kernels for {arch}: {what}: {e}"
+        ))
+    };
+    let source =
+        std::ffi::CString::new(program_source()).map_err(|e| err("source", e.to_string()))?;
+    let program =
+        result::create_program(&source, None).map_err(|e| err("create", e.to_string()))?;
+    let options = [
+        format!("--gpu-architecture={arch}"),
+        "--fmad=false".into(),
+        "--std=c++17".into(),
+    ];
+    // SAFETY: `program` is a live NVRTC program until destroyed below; the buffers are sized by
+    // NVRTC's own size queries.
+    unsafe {
+        let compiled = result::compile_program(program, &options);
+        let outcome = match compiled {
+            Err(e) => {
+                let log = result::get_program_log(program)
+                    .map(|l| {
+                        String::from_utf8_lossy(&l.iter().map(|c| *c as u8).collect::<Vec<_>>())
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                Err(err("NVRTC", format!("{e}\n{log}")))
+            }
+            Ok(()) => {
+                let mut size = 0usize;
+                sys::nvrtcGetCUBINSize(program, &mut size)
+                    .result()
+                    .map_err(|e| err("cubin size", e.to_string()))
+                    .and_then(|()| {
+                        let mut cubin = vec![0u8; size];
+                        sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr().cast())
+                            .result()
+                            .map(|()| cubin)
+                            .map_err(|e| err("cubin", e.to_string()))
+                    })
+            }
+        };
+        let _ = result::destroy_program(program);
+        outcome
+    }
+}
+
+/// A compiled kernel image cached per GPU architecture and kernel source, so each machine pays
+/// NVRTC's few seconds once: `{cache}/kernels-{arch}-{hash}.cubin`.
+pub fn cached_kernels(arch: &str, cache: &Path) -> Result<Vec<u8>> {
+    let hash = crate::models::store::sha256_bytes(program_source().as_bytes());
+    let path = cache.join(format!("kernels-{arch}-{}.cubin", &hash[..16]));
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(bytes);
+    }
+    let cubin = compile(arch)?;
+    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
+    crate::models::store::write_atomic(&path, &cubin)?;
+    Ok(cubin)
+}
