@@ -1,10 +1,13 @@
-//! Criterion benchmarks of the CPU hot paths: resize to the detector input, prior decoding + NMS,
-//! the alignment warp, JPEG encoding of a chip and appending it to a tar.
+//! Criterion benchmarks of the CPU hot paths: decoding a sampled frame, resize to the detector
+//! input, prior decoding + NMS, the alignment warp, JPEG encoding of a chip and appending it to a
+//! tar.
 //! Run with `cargo bench --bench hot_paths`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use facetv::align::{chip_from_frame, warp::warp_affine, CHIP_SIZE};
+use facetv::decode::ffmpeg::FfmpegSource;
+use facetv::decode::{FrameSource, Sampling};
 use facetv::detect::retinaface_biubug6::{priors, Biubug6Decoder};
 use facetv::detect::{nms::nms, Decoder, RawOutput};
 use facetv::image::BgrImage;
@@ -19,6 +22,28 @@ fn frame(w: usize, h: usize) -> BgrImage {
 }
 
 fn benches(c: &mut Criterion) {
+    // A 1080p25 H.264 clip of the shared data: opening it and decoding up to its second sampled
+    // frame (one per second) = 26 frames decoded, 2 converted.
+    let shared = std::env::var_os("FACETV_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let clip = shared.join("media/videos/faces_people_walking_1080p.mp4");
+    if clip.exists() {
+        c.bench_function("decode 1080p H.264 to the second sampled frame", |b| {
+            b.iter(|| {
+                let mut src = FfmpegSource::open(
+                    &clip,
+                    1.0,
+                    Sampling::Exact,
+                    std::time::Duration::from_secs(60),
+                )
+                .unwrap();
+                src.next_sampled().unwrap();
+                black_box(src.next_sampled().unwrap())
+            })
+        });
+    }
+
     let hd = frame(1920, 1080);
     c.bench_function("resize 1920x1080 -> 640x360", |b| {
         b.iter(|| resize_longer_side(black_box(&hd), 640))
