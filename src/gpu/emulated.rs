@@ -64,6 +64,11 @@ extern "C" {
     );
 }
 
+/// The kernels' pointer-array arguments: one entry per frame (or per plane of each frame).
+fn pointers<'a>(planes: impl Iterator<Item = &'a [u8]>) -> Vec<*const u8> {
+    planes.map(<[u8]>::as_ptr).collect()
+}
+
 /// NCHW input for a batch of packed-BGR frames of one size.
 pub fn bgr_to_model_input(
     frames: &[&[u8]],
@@ -72,7 +77,7 @@ pub fn bgr_to_model_input(
     canvas: (usize, usize),
     n: Normalize,
 ) -> Vec<f32> {
-    let ptrs: Vec<*const u8> = frames.iter().map(|f| f.as_ptr()).collect();
+    let ptrs = pointers(frames.iter().copied());
     let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
     // SAFETY: every frame holds `pitch · r.src_h` bytes and `out` the whole batch's input.
     unsafe {
@@ -99,8 +104,10 @@ pub fn nv12_to_model_input(
     canvas: (usize, usize),
     n: Normalize,
 ) -> Vec<f32> {
-    let luma: Vec<*const u8> = frames.iter().map(|f| f.0.as_ptr()).collect();
-    let chroma: Vec<*const u8> = frames.iter().map(|f| f.1.as_ptr()).collect();
+    let (luma, chroma) = (
+        pointers(frames.iter().map(|f| f.0)),
+        pointers(frames.iter().map(|f| f.1)),
+    );
     let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
     // SAFETY: as above, with the luma and chroma planes of `pitch`-byte rows.
     unsafe {
@@ -158,7 +165,7 @@ pub fn warp_faces_bgr(
     chip_to_frame: &[f64],
     size: usize,
 ) -> Vec<u8> {
-    let ptrs: Vec<*const u8> = frames.iter().map(|f| f.as_ptr()).collect();
+    let ptrs = pointers(frames.iter().copied());
     let mut chips = vec![0u8; face_frame.len() * size * size * 3];
     // SAFETY: frames as above; `face_frame` indexes are < frames.len() (checked by callers).
     unsafe {
@@ -188,8 +195,10 @@ pub fn warp_faces_nv12(
     chip_to_frame: &[f64],
     size: usize,
 ) -> Vec<u8> {
-    let luma: Vec<*const u8> = frames.iter().map(|f| f.0.as_ptr()).collect();
-    let chroma: Vec<*const u8> = frames.iter().map(|f| f.1.as_ptr()).collect();
+    let (luma, chroma) = (
+        pointers(frames.iter().map(|f| f.0)),
+        pointers(frames.iter().map(|f| f.1)),
+    );
     let mut chips = vec![0u8; face_frame.len() * size * size * 3];
     // SAFETY: as above.
     unsafe {

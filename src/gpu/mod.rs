@@ -14,7 +14,7 @@ mod emulated;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -92,9 +92,9 @@ fn python_site_packages() -> Vec<PathBuf> {
 
 /// Loads the first `prefix*` library found (e.g. `libnvrtc.so.13`) with its symbols global, so
 /// cudarc's own lookup by name finds it already loaded. Returns the file loaded.
-fn preload(prefix: &str) -> Option<PathBuf> {
-    for dir in library_dirs() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+fn preload(prefix: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
         let mut found: Vec<PathBuf> = entries
@@ -127,8 +127,9 @@ pub fn ensure_nvrtc() -> Result<()> {
     // Preloaded before cudarc's first lookup, which remembers its answer.
     // NVRTC opens its builtins library by name when compiling: load it first, from the same place.
     let found = FOUND.get_or_init(|| {
-        preload("libnvrtc-builtins.so");
-        preload("libnvrtc.so")
+        let dirs = library_dirs();
+        preload("libnvrtc-builtins.so", &dirs);
+        preload("libnvrtc.so", &dirs)
     });
     // SAFETY: only loads the library; no NVRTC function is called.
     if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
@@ -194,18 +195,4 @@ pub fn compile(arch: &str) -> Result<Vec<u8>> {
         let _ = result::destroy_program(program);
         outcome
     }
-}
-
-/// A compiled kernel image cached per GPU architecture and kernel source, so each machine pays
-/// NVRTC's few seconds once: `{cache}/kernels-{arch}-{hash}.cubin`.
-pub fn cached_kernels(arch: &str, cache: &Path) -> Result<Vec<u8>> {
-    let hash = crate::models::store::sha256_bytes(program_source().as_bytes());
-    let path = cache.join(format!("kernels-{arch}-{}.cubin", &hash[..16]));
-    if let Ok(bytes) = std::fs::read(&path) {
-        return Ok(bytes);
-    }
-    let cubin = compile(arch)?;
-    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
-    crate::models::store::write_atomic(&path, &cubin)?;
-    Ok(cubin)
 }

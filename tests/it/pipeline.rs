@@ -1,7 +1,6 @@
 //! The streaming stage graph against a serial reference, and `--sampling keyframe`.
 
 use std::path::Path;
-use std::process::Command;
 
 use facetv::analyze::{Analyzer, ModelChoice};
 use facetv::decode::ffmpeg::FfmpegSource;
@@ -9,7 +8,7 @@ use facetv::decode::{FrameSource, Sampling};
 use facetv::image::BgrImage;
 
 use crate::common::{col, manifest, media, read_tsv, session, store};
-use crate::video_job::{quiet_job, x264_clip};
+use crate::video_job::{ffprobe_values, quiet_job, x264_clip};
 
 /// (chip name, classifier, age, female probability) rows of a results folder, in file order.
 fn age_rows(out: &Path, stem: &str) -> Vec<(String, String, f64, f64)> {
@@ -97,21 +96,10 @@ fn the_stage_graph_writes_what_a_serial_run_computes_in_the_same_order() {
 
 /// Presentation times of the key frames and the number of frames, as ffprobe sees them.
 fn key_frames(clip: &Path) -> (Vec<f64>, usize) {
-    let probe = |extra: &[&str]| -> Vec<f64> {
-        let out = Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v"])
-            .args(extra)
-            .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
-            .arg(clip)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-            .collect()
-    };
-    (probe(&["-skip_frame", "nokey"]), probe(&[]).len())
+    (
+        ffprobe_values(clip, &["-skip_frame", "nokey"], "frame=pts_time"),
+        ffprobe_values(clip, &[], "frame=pts_time").len(),
+    )
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::video_job::{binary, ffmpeg, quiet_job, x264_clip};
+use crate::video_job::{binary, ffmpeg, ffprobe_values, quiet_job, x264_clip};
 
 const RESULT_FILES: [&str; 4] = [
     "_chips.tar",
@@ -395,27 +395,7 @@ fn bad_inputs_are_classified_and_the_good_ones_processed() {
     assert_eq!(summary("huge_8k")["video"]["width"], 7680);
     // The TS discontinuity: every frame once, timestamps increasing.
     let d = summary("discontinuity");
-    let count = |f: &Path| -> u64 {
-        let o = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-count_frames",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=nb_read_frames",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(f)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|l| l.trim().trim_end_matches(',').parse().ok())
-            .unwrap()
-    };
+    let count = |f: &Path| ffprobe_values(f, &["-count_frames"], "stream=nb_read_frames")[0] as u64;
     assert_eq!(
         d["decode"]["frames_decoded"].as_u64().unwrap(),
         count(&a) + count(&b),

@@ -233,38 +233,9 @@ fn every_container_and_codec_is_decoded() {
 /// whose timestamp, counted from the container start, is ≥ k seconds.
 fn expected_samples_from_ffprobe(clip: &str) -> Vec<(u64, f64)> {
     let path = media(&format!("videos/{clip}"));
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "format=start_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .expect("ffprobe is installed by scripts/setup.sh");
-    let start: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=best_effort_timestamp_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+    let start = ffprobe_values(&path, &[], "format=start_time")[0];
+    let mut times: Vec<f64> = ffprobe_values(&path, &[], "frame=best_effort_timestamp_time")
+        .into_iter()
         .map(|t| t - start)
         .collect();
     times.sort_by(|a, b| a.total_cmp(b)); // presentation order
@@ -418,6 +389,22 @@ fn usage_errors_exit_2_and_bad_files_exit_1_with_the_rest_done() {
     // A second run skips what is done and reports the bad file again.
     let st = quiet_job(&input, &out, &[]).status().unwrap();
     assert_eq!(st.code(), Some(1));
+}
+
+/// The numbers ffprobe prints for `entries` (e.g. `frame=pts_time`) of the first video stream of
+/// `file`, one per line, with `extra` options (e.g. `-skip_frame nokey`) before them.
+pub fn ffprobe_values(file: &Path, extra: &[&str], entries: &str) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(extra)
+        .args(["-show_entries", entries, "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe is installed by scripts/setup.sh");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
 }
 
 /// Runs `ffmpeg` with `args` (inputs and outputs included), failing the test if it fails.
