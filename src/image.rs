@@ -131,7 +131,7 @@ impl BgrImage {
 }
 
 /// Bilinear resampling exactly as OpenCV's `cv::resize(..., INTER_LINEAR)` computes it for 8-bit
-/// images (byte for byte against opencv-python 4.10 on hundreds of random sizes): the source
+/// images (byte for byte against opencv-python 4.10 on 60 random and 9 chosen sizes): the source
 /// position of destination pixel `d` is `(d + 0.5) * step - 0.5`, the two weights per axis are
 /// rounded to 1/2048 (11-bit fixed point; see `axis_taps` for the borders), the horizontal pass
 /// is exact and the vertical pass is OpenCV's vector arithmetic (`vertical_blend`). `step_x`/`step_y` are source pixels per destination

@@ -5,7 +5,8 @@ use facetv::cli::{main_with, Cli, Outcome};
 fn main() {
     // The pipeline's stages allocate frames on one thread and free them on another; glibc then
     // grows an arena per thread and memory creeps up with video length. Two arenas keep peak RSS
-    // flat (measured: 1-minute 552 MiB vs 60-minute 589 MiB, against 626 vs 702 with the default).
+    // flat (measured: 1-minute 527–539 MiB vs 60-minute 573–610 MiB, against 611 vs 686 MiB with
+    // glibc's default).
     // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
