@@ -32,6 +32,24 @@ struct YuvToBgr {
     float r_v, g_u, g_v, b_u;
 };
 
+// float → IEEE 754 half, as bits, rounded to nearest even (what __float2half_rn computes); NaN
+// becomes the quiet NaN 0x7e00. Twin: gpu::twin::f16_bits.
+__device__ inline unsigned short f16_bits(float f) {
+    unsigned int x = __float_as_uint(f);
+    unsigned int sign = (x >> 16) & 0x8000u;
+    unsigned int a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return (unsigned short)(sign | 0x7e00u);
+    // 65520 and above round to infinity.
+    if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);
+    // Below 2^-14 the half is subnormal, counted in units of 2^-24: the scaling is exact, and
+    // rintf rounds to nearest even (1024 units is the smallest normal, which is also its bits).
+    if (a < 0x38800000u) return (unsigned short)(sign | (unsigned int)rintf(__uint_as_float(a) * 16777216.0f));
+    // Rebias the exponent (127 → 15) and round the 13 dropped mantissa bits to nearest even.
+    unsigned int r = a - 0x38000000u;
+    r += 0xfffu + ((r >> 13) & 1u);
+    return (unsigned short)(sign | (r >> 13));
+}
+
 struct Tap {
     int i0, i1, w0, w1;
 };

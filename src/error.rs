@@ -14,6 +14,11 @@ pub enum Error {
     #[error("ONNX Runtime library: {0}")]
     Runtime(String),
 
+    /// The GPU path: a missing driver or CUDA library, a GPU that does not exist, a failed
+    /// kernel build or launch.
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     #[error("model '{name}' ({path}): {message}")]
     Model {
         name: String,

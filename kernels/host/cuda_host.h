@@ -5,6 +5,7 @@
 #ifndef FACETV_CUDA_HOST_H
 #define FACETV_CUDA_HOST_H
 #include <math.h>
+#include <string.h>
 
 #define __global__
 #define __device__
@@ -13,6 +14,18 @@ struct dim3 {
     unsigned x, y, z;
 };
 extern thread_local dim3 blockIdx, blockDim, threadIdx;
+
+inline unsigned int __float_as_uint(float f) {
+    unsigned int u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+inline float __uint_as_float(unsigned int u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 inline int atomicAdd(int* p, int v) {
     int old = *p;

@@ -25,19 +25,34 @@ static void launch(dim3 grid, dim3 block, Body body) {
 
 static unsigned cover(int n, unsigned block) { return (unsigned)((n + (int)block - 1) / (int)block); }
 
+// `half`: write float16 bits (`out` is unsigned short) instead of float32.
 extern "C" void emu_bgr_to_model_input(const unsigned char* const* frames, int count, int pitch,
-                                       Resize r, int canvas_w, int canvas_h, Normalize n,
-                                       float* out) {
-    launch(dim3{cover(canvas_w, 16), cover(canvas_h, 16), (unsigned)count}, dim3{16, 16, 1},
-           [&] { bgr_to_model_input(frames, pitch, r, canvas_w, canvas_h, n, out); });
+                                       Resize r, int canvas_w, int canvas_h, Normalize n, int half,
+                                       void* out) {
+    launch(dim3{cover(canvas_w, 16), cover(canvas_h, 16), (unsigned)count}, dim3{16, 16, 1}, [&] {
+        if (half)
+            bgr_to_model_input_f16(frames, pitch, r, canvas_w, canvas_h, n, (unsigned short*)out);
+        else
+            bgr_to_model_input(frames, pitch, r, canvas_w, canvas_h, n, (float*)out);
+    });
 }
 
 extern "C" void emu_nv12_to_model_input(const unsigned char* const* luma,
                                         const unsigned char* const* chroma, int count, int pitch,
                                         YuvToBgr k, Resize r, int canvas_w, int canvas_h,
-                                        Normalize n, float* out) {
-    launch(dim3{cover(canvas_w, 16), cover(canvas_h, 16), (unsigned)count}, dim3{16, 16, 1},
-           [&] { nv12_to_model_input(luma, chroma, pitch, k, r, canvas_w, canvas_h, n, out); });
+                                        Normalize n, int half, void* out) {
+    launch(dim3{cover(canvas_w, 16), cover(canvas_h, 16), (unsigned)count}, dim3{16, 16, 1}, [&] {
+        if (half)
+            nv12_to_model_input_f16(luma, chroma, pitch, k, r, canvas_w, canvas_h, n,
+                                    (unsigned short*)out);
+        else
+            nv12_to_model_input(luma, chroma, pitch, k, r, canvas_w, canvas_h, n, (float*)out);
+    });
+}
+
+// The float16 conversion alone, element by element.
+extern "C" void emu_f16_bits(const float* in, int count, unsigned short* out) {
+    for (int i = 0; i < count; ++i) out[i] = f16_bits(in[i]);
 }
 
 extern "C" void emu_compact_candidates(const float* loc, const float* conf, const float* landmarks,

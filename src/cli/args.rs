@@ -84,6 +84,19 @@ pub enum Command {
         after_help = "Examples:\n  facetv-gpu evaluate results/\n  facetv-gpu evaluate results/ --labels coded_sample.tsv --json"
     )]
     Evaluate(EvaluateArgs),
+    /// Check our CUDA kernels on a GPU against their CPU twins and time them (a table, or JSON).
+    #[command(
+        name = "gpu-check",
+        after_help = "Example:\n  facetv-gpu gpu-check --device 0\n\nExits 1 when a kernel disagrees with its CPU twin beyond the documented tolerance."
+    )]
+    GpuCheck {
+        /// The GPU, numbered from 0 as CUDA_VISIBLE_DEVICES shows them.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        device: usize,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure each stage alone and the whole job on one video.
     #[command(after_help = "Example:\n  facetv-gpu bench --input news.ts --json > bench.json")]
     Bench(BenchArgs),

@@ -66,6 +66,13 @@ pub fn main_with(cli: Cli) -> Result<Outcome> {
             println!("{}", path.display());
             Ok(Outcome::Success)
         }
+        Some(Command::GpuCheck { device, json }) => {
+            Ok(if crate::gpu::check::print(device, json)? {
+                Outcome::Success
+            } else {
+                Outcome::SomeInputsFailed
+            })
+        }
         Some(Command::Evaluate(a)) => evaluate_cmd::run(&a),
         Some(Command::Bench(a)) => bench_cmd::run(&cli.global, &a),
         Some(Command::Image(a)) => image_cmd::run(&cli.global, &a),

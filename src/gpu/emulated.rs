@@ -2,7 +2,7 @@
 //! here against the CPU twins on every test run: the GPU runs the same source, so what differs
 //! there is only the hardware's arithmetic, which `scripts/device-check.sh` measures.
 
-use super::params::{Normalize, Resize, YuvToBgr};
+use super::params::{InputElement, Normalize, Resize, YuvToBgr};
 
 extern "C" {
     fn emu_bgr_to_model_input(
@@ -13,7 +13,8 @@ extern "C" {
         canvas_w: i32,
         canvas_h: i32,
         n: Normalize,
-        out: *mut f32,
+        half: i32,
+        out: *mut std::ffi::c_void,
     );
     fn emu_nv12_to_model_input(
         luma: *const *const u8,
@@ -25,8 +26,10 @@ extern "C" {
         canvas_w: i32,
         canvas_h: i32,
         n: Normalize,
-        out: *mut f32,
+        half: i32,
+        out: *mut std::ffi::c_void,
     );
+    fn emu_f16_bits(input: *const f32, count: i32, out: *mut u16);
     fn emu_compact_candidates(
         loc: *const f32,
         conf: *const f32,
@@ -70,15 +73,15 @@ fn pointers<'a>(planes: impl Iterator<Item = &'a [u8]>) -> Vec<*const u8> {
 }
 
 /// NCHW input for a batch of packed-BGR frames of one size.
-pub fn bgr_to_model_input(
+pub fn bgr_to_model_input<T: InputElement>(
     frames: &[&[u8]],
     pitch: usize,
     r: Resize,
     canvas: (usize, usize),
     n: Normalize,
-) -> Vec<f32> {
+) -> Vec<T> {
     let ptrs = pointers(frames.iter().copied());
-    let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
+    let mut out = vec![T::from_f32(f32::NAN); frames.len() * 3 * canvas.0 * canvas.1];
     // SAFETY: every frame holds `pitch · r.src_h` bytes and `out` the whole batch's input.
     unsafe {
         emu_bgr_to_model_input(
@@ -89,26 +92,27 @@ pub fn bgr_to_model_input(
             canvas.0 as i32,
             canvas.1 as i32,
             n,
-            out.as_mut_ptr(),
+            T::HALF as i32,
+            out.as_mut_ptr().cast(),
         );
     }
     out
 }
 
 /// NCHW input for a batch of NV12 frames of one size.
-pub fn nv12_to_model_input(
+pub fn nv12_to_model_input<T: InputElement>(
     frames: &[(&[u8], &[u8])],
     pitch: usize,
     k: YuvToBgr,
     r: Resize,
     canvas: (usize, usize),
     n: Normalize,
-) -> Vec<f32> {
+) -> Vec<T> {
     let (luma, chroma) = (
         pointers(frames.iter().map(|f| f.0)),
         pointers(frames.iter().map(|f| f.1)),
     );
-    let mut out = vec![f32::NAN; frames.len() * 3 * canvas.0 * canvas.1];
+    let mut out = vec![T::from_f32(f32::NAN); frames.len() * 3 * canvas.0 * canvas.1];
     // SAFETY: as above, with the luma and chroma planes of `pitch`-byte rows.
     unsafe {
         emu_nv12_to_model_input(
@@ -121,9 +125,18 @@ pub fn nv12_to_model_input(
             canvas.0 as i32,
             canvas.1 as i32,
             n,
-            out.as_mut_ptr(),
+            T::HALF as i32,
+            out.as_mut_ptr().cast(),
         );
     }
+    out
+}
+
+/// The kernels' float16 conversion applied to each value.
+pub fn f16_bits(values: &[f32]) -> Vec<u16> {
+    let mut out = vec![0u16; values.len()];
+    // SAFETY: both buffers hold `values.len()` elements.
+    unsafe { emu_f16_bits(values.as_ptr(), values.len() as i32, out.as_mut_ptr()) };
     out
 }
 

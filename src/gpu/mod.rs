@@ -1,12 +1,19 @@
 //! The GPU data plane's building blocks. `kernels/*.cu` are our CUDA kernels, embedded in the
-//! binary and compiled at run time with NVRTC for the GPU present; `params` holds their parameter
-//! structs; every kernel has a CPU twin (`twin`, or the CPU path's own function) and the tests run
-//! the kernels' own source on the CPU against them (`emulated`).
+//! binary and compiled at run time with NVRTC for the GPU present (cached per architecture);
+//! `params` holds their parameter structs; every kernel has a CPU twin (`twin`, or the CPU path's
+//! own function) and the tests run the kernels' own source on the CPU against them (`emulated`).
+//! `device` owns a GPU (primary context, a stream per stage), `launch` the typed kernel launches,
+//! `pool` the reusable device buffers, `check` the kernel-versus-twin check run on a GPU.
 //!
 //! CUDA is loaded at run time (cudarc with dynamic loading), so this builds and runs on machines
 //! without it; a missing library is a clear error, never a crash.
 
+pub mod check;
+pub mod device;
+pub mod fixtures;
+pub mod launch;
 pub mod params;
+pub mod pool;
 pub mod twin;
 
 #[cfg(test)]
@@ -30,9 +37,11 @@ const SOURCES: [(&str, &str); 4] = [
 ];
 
 /// The kernels NVRTC must find in the compiled program.
-pub const KERNELS: [&str; 5] = [
+pub const KERNELS: [&str; 7] = [
     "bgr_to_model_input",
+    "bgr_to_model_input_f16",
     "nv12_to_model_input",
+    "nv12_to_model_input_f16",
     "compact_candidates",
     "warp_faces_bgr",
     "warp_faces_nv12",
@@ -135,13 +144,65 @@ pub fn ensure_nvrtc() -> Result<()> {
     if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Ok(());
     }
-    Err(Error::Runtime(match found {
+    Err(Error::Gpu(match found {
         Some(path) => format!(
             "{}: cannot be used as NVRTC (CUDA 13 is needed)",
             path.display()
         ),
         None => "NVRTC (libnvrtc.so.13), which compiles the GPU kernels, was not found: run scripts/setup.sh (it installs the nvidia-cuda-nvrtc wheel into .facetv/cuda), install the CUDA 13 toolkit, or set FACETV_CUDA_LIB_DIR to the folder holding it".into(),
     }))
+}
+
+/// Makes sure the NVIDIA driver library can be loaded, or says what is missing.
+pub fn ensure_driver() -> Result<()> {
+    // SAFETY: only tries to load the library; no driver function is called.
+    if unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Ok(());
+    }
+    Err(Error::Gpu(
+        "the NVIDIA driver library (libcuda.so.1) was not found: the GPU path needs an NVIDIA GPU \
+         with driver 580 or newer (CUDA 13); without one, run without --device (the CPU path)"
+            .into(),
+    ))
+}
+
+/// NVRTC options: native code for the GPU, no fused multiply-add (floats round as the twins').
+fn compile_options(arch: &str) -> [String; 3] {
+    [
+        format!("--gpu-architecture={arch}"),
+        "--fmad=false".into(),
+        "--std=c++17".into(),
+    ]
+}
+
+/// The kernels compiled for `arch`, from the cache in `$FACETV_HOME/cache/kernels` or compiled
+/// now and stored there (atomically; a cache that cannot be written only costs the compile
+/// next time). The file name covers the source, the options and NVRTC's version, so a changed
+/// kernel or NVRTC never gets a stale binary.
+pub fn cubin_for(arch: &str) -> Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    ensure_nvrtc()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: writes two ints; NVRTC is loaded (ensure_nvrtc).
+    unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| Error::Gpu(format!("NVRTC version: {e}")))?;
+    let mut key = Sha256::new();
+    key.update(program_source());
+    key.update(compile_options(arch).join(" "));
+    key.update(format!("nvrtc {major}.{minor}"));
+    let digest = hex::encode(key.finalize());
+    let path = crate::home::facetv_home()
+        .join("cache/kernels")
+        .join(format!("{arch}-{}.cubin", &digest[..16]));
+    if let Ok(cubin) = std::fs::read(&path) {
+        return Ok(cubin);
+    }
+    let cubin = compile(arch)?;
+    if let Err(e) = crate::models::store::write_atomic(&path, &cubin) {
+        tracing::warn!("cannot cache the compiled kernels: {e}");
+    }
+    Ok(cubin)
 }
 
 /// Compiles every kernel for `arch` (e.g. `sm_90`) to a cubin: native code for that GPU, which a
@@ -151,7 +212,7 @@ pub fn compile(arch: &str) -> Result<Vec<u8>> {
     use cudarc::nvrtc::{result, sys};
     ensure_nvrtc()?;
     let err = |what: &str, e: String| {
-        Error::Runtime(format!(
+        Error::Gpu(format!(
             "compiling the CUDA kernels for {arch}: {what}: {e}"
         ))
     };
@@ -159,11 +220,7 @@ pub fn compile(arch: &str) -> Result<Vec<u8>> {
         std::ffi::CString::new(program_source()).map_err(|e| err("source", e.to_string()))?;
     let program =
         result::create_program(&source, None).map_err(|e| err("create", e.to_string()))?;
-    let options = [
-        format!("--gpu-architecture={arch}"),
-        "--fmad=false".into(),
-        "--std=c++17".into(),
-    ];
+    let options = compile_options(arch);
     // SAFETY: `program` is a live NVRTC program until destroyed below; the buffers are sized by
     // NVRTC's own size queries.
     unsafe {

@@ -116,3 +116,34 @@ impl YuvToBgr {
         }
     }
 }
+
+/// What a model-input kernel writes: float32, or float16 as its bits (`u16`, the `*_f16` kernels)
+/// for fp16 engines.
+pub trait InputElement:
+    Copy + Default + PartialEq + Send + Sync + std::fmt::Debug + 'static
+{
+    const HALF: bool;
+    /// The element the kernels write for the float32 value `v`.
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
+}
+
+impl InputElement for f32 {
+    const HALF: bool = false;
+    fn from_f32(v: f32) -> f32 {
+        v
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl InputElement for u16 {
+    const HALF: bool = true;
+    fn from_f32(v: f32) -> u16 {
+        super::twin::f16_bits(v)
+    }
+    fn to_f32(self) -> f32 {
+        super::twin::f16_to_f32(self)
+    }
+}

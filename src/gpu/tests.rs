@@ -3,32 +3,14 @@
 //! twins, so agreement must be exact; the device check allows for GPU arithmetic.
 
 use super::emulated;
-use super::params::{Matrix, Normalize, Resize, YuvToBgr};
+use super::fixtures::{awkward_landmarks, frame, noise, nv12, SIZES};
+use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
 use super::twin;
 use crate::align::similarity::{chip_from_frame, invert};
 use crate::align::warp::warp_affine;
 use crate::image::BgrImage;
 use crate::models::{ChannelOrder, InputSpec};
 use crate::preprocess::{fill_nchw, resize_longer_side};
-
-const SIZES: [(usize, usize); 4] = [(1, 1), (37, 19), (1920, 1080), (3840, 2160)];
-
-/// Deterministic noise, smoothed a little so resampling sees both edges and gradients.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 56) as u8 / 2).wrapping_add((i % 251) as u8 / 2)
-        })
-        .collect()
-}
-
-fn frame(w: usize, h: usize, seed: u64) -> BgrImage {
-    BgrImage::from_raw(w, h, noise(w * h * 3, seed)).unwrap()
-}
 
 fn spec(order: ChannelOrder, mean: [f32; 3], std: [f32; 3]) -> InputSpec {
     InputSpec {
@@ -55,7 +37,7 @@ fn frames_to_detector_input_match_the_cpu_path() {
     for (w, h) in SIZES {
         let frames = [frame(w, h, 1), frame(w, h, 2)];
         let r = Resize::longer_side(w, h, 640);
-        let got = emulated::bgr_to_model_input(
+        let got = emulated::bgr_to_model_input::<f32>(
             &[&frames[0].data, &frames[1].data],
             w * 3,
             r,
@@ -75,7 +57,7 @@ fn chips_to_classifier_input_match_the_cpu_path() {
     let s = spec(ChannelOrder::Bgr, [0.0; 3], [1.0; 3]);
     let chips: Vec<BgrImage> = (0..5).map(|i| frame(224, 224, 10 + i)).collect();
     let refs: Vec<&[u8]> = chips.iter().map(|c| c.data.as_slice()).collect();
-    let got = emulated::bgr_to_model_input(
+    let got = emulated::bgr_to_model_input::<f32>(
         &refs,
         224 * 3,
         Resize::to_size(224, 224, 64, 64),
@@ -87,16 +69,6 @@ fn chips_to_classifier_input_match_the_cpu_path() {
         fill_nchw(&c.resize(64, 64), &s, 64, 64, out);
     }
     assert!(got == want);
-}
-
-/// NV12 planes with a padded pitch, as NVDEC allocates them.
-fn nv12(w: usize, h: usize, seed: u64) -> (Vec<u8>, Vec<u8>, usize) {
-    let pitch = (w.div_ceil(2) * 2).div_ceil(64) * 64;
-    (
-        noise(pitch * h, seed),
-        noise(pitch * h.div_ceil(2), seed + 7),
-        pitch,
-    )
 }
 
 #[test]
@@ -111,7 +83,7 @@ fn nv12_frames_to_detector_input_match_the_twin_in_every_matrix_and_range() {
         for (w, h) in SIZES {
             let (y, uv, pitch) = nv12(w, h, w as u64);
             let r = Resize::longer_side(w, h, 640);
-            let got = emulated::nv12_to_model_input(
+            let got = emulated::nv12_to_model_input::<f32>(
                 &[(&y, &uv)],
                 pitch,
                 k,
@@ -189,28 +161,6 @@ fn candidate_compaction_keeps_exactly_the_priors_over_the_threshold() {
     assert!(counts.iter().all(|c| *c > 8));
 }
 
-/// Faces whose chips reach past every border of the frame, and faces turned by 60° and 135°.
-fn awkward_landmarks(w: f32, h: f32) -> Vec<[[f32; 2]; 5]> {
-    let base = [
-        [-8.0, -6.0],
-        [8.0, -6.0],
-        [0.0, 2.0],
-        [-6.0, 9.0],
-        [6.0, 9.0],
-    ];
-    let place = |cx: f32, cy: f32, scale: f32, degrees: f32| {
-        let (s, c) = degrees.to_radians().sin_cos();
-        base.map(|[x, y]| [cx + scale * (c * x - s * y), cy + scale * (s * x + c * y)])
-    };
-    vec![
-        place(0.0, 0.0, 1.5, 0.0),
-        place(w - 1.0, h * 0.5, 2.0, 10.0),
-        place(w * 0.5, h - 1.0, 1.0, -20.0),
-        place(w * 0.4, h * 0.4, 3.0, 60.0),
-        place(w * 0.6, h * 0.3, 0.7, 135.0),
-    ]
-}
-
 #[test]
 fn face_warps_match_the_cpu_warp() {
     for (w, h) in [(37, 19), (1920, 1080)] {
@@ -273,4 +223,137 @@ fn kernels_compile_with_nvrtc_for_hopper() {
     for k in super::KERNELS {
         assert!(text.contains(k), "kernel {k} missing from the cubin");
     }
+}
+
+#[test]
+fn half_conversion_rounds_to_nearest_even_like_the_half_crate() {
+    let mut values: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -2.5,
+        65504.0,
+        65519.99,
+        65520.0,
+        1e9,
+        -1e9,
+        6.1035156e-5,
+        6.0e-8,
+        2.98e-8,
+        2.9802322e-8,
+        5.9604645e-8,
+        1.0009766,
+        1.0004883,
+        1.0014648,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+    ];
+    values.extend(noise(4 * 200_000, 21).chunks_exact(4).map(|b| {
+        // Random bit patterns over every exponent, NaNs excluded (their payloads may differ).
+        let v = f32::from_bits(u32::from_le_bytes(b.try_into().unwrap()));
+        if v.is_nan() {
+            1.5
+        } else {
+            v
+        }
+    }));
+    values.extend((0..20_000).map(|i| (i as f32 - 10_000.0) * 0.0137));
+    let kernel = emulated::f16_bits(&values);
+    for (v, k) in values.iter().zip(kernel) {
+        let want = half::f16::from_f32(*v).to_bits();
+        assert_eq!(twin::f16_bits(*v), want, "{v:e}");
+        assert_eq!(k, want, "{v:e}");
+    }
+    assert_eq!(twin::f16_bits(f32::NAN) & 0x7e00, 0x7e00);
+    for h in 0..=u16::MAX {
+        let v = twin::f16_to_f32(h);
+        if !v.is_nan() {
+            assert_eq!(twin::f16_bits(v), h, "{h:#06x}");
+            assert_eq!(v, half::f16::from_bits(h).to_f32());
+        }
+    }
+}
+
+#[test]
+fn half_precision_inputs_are_the_float_inputs_rounded() {
+    let s = spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
+    let (w, h) = (37, 19);
+    let img = frame(w, h, 5);
+    let r = Resize::longer_side(w, h, 640);
+    let got = emulated::bgr_to_model_input::<u16>(
+        &[&img.data],
+        w * 3,
+        r,
+        (640, 640),
+        Normalize::from(&s),
+    );
+    let want: Vec<u16> = cpu_detector_input(&img, &s)
+        .into_iter()
+        .map(u16::from_f32)
+        .collect();
+    assert!(got == want);
+    let k = YuvToBgr::new(Matrix::Bt709, false);
+    let (y, uv, pitch) = nv12(w, h, 3);
+    let got = emulated::nv12_to_model_input::<u16>(
+        &[(&y, &uv)],
+        pitch,
+        k,
+        r,
+        (640, 640),
+        Normalize::from(&s),
+    );
+    let bgr = twin::nv12_to_bgr(&y, &uv, w, h, pitch, &k);
+    let want: Vec<u16> = cpu_detector_input(&bgr, &s)
+        .into_iter()
+        .map(u16::from_f32)
+        .collect();
+    assert!(got == want);
+}
+
+#[test]
+fn opening_a_gpu_says_what_is_missing() {
+    // Without the NVIDIA driver (CI) the error names the library and the CPU alternative; with
+    // one, a GPU number past the last names how many there are.
+    let message = match super::device::Gpu::open(4096) {
+        Ok(_) => panic!("no machine has 4097 GPUs"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("libcuda.so.1") && message.contains("driver 580")
+            || message.contains("there is no GPU 4096"),
+        "{message}"
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/device-check.sh, or cargo test --release -- --ignored gpu::"]
+fn kernels_match_their_twins_on_the_gpu() {
+    let gpu = super::device::Gpu::open(0).expect("a GPU");
+    let report = super::check::run(&gpu).expect("the check runs");
+    println!("{}", report.table());
+    assert!(report.passed(), "{}", report.table());
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: cargo test --release -- --ignored gpu::"]
+fn device_buffers_are_reused_in_the_steady_state() {
+    use super::pool::{DeviceAllocator, Pool};
+    let gpu = super::device::Gpu::open(0).expect("a GPU");
+    let streams = gpu.stage_streams().expect("streams");
+    let pool = Pool::new(DeviceAllocator::<f32>::new(streams.prepare.clone()));
+    for batch in 0..50 {
+        let len = if batch == 49 {
+            3 * 640 * 640
+        } else {
+            32 * 3 * 640 * 640
+        };
+        let mut input = pool.take(len).expect("device memory");
+        streams.prepare.memset_zeros(&mut *input).expect("memset");
+        // The next stage reads it on its own stream, after an event.
+        super::device::handoff(&streams.prepare, &streams.detect).expect("handoff");
+        let back = streams.detect.clone_dtoh(&*input).expect("copy back");
+        assert!(back.len() >= len && back[..len].iter().all(|v| *v == 0.0));
+    }
+    assert_eq!(pool.allocations(), 1);
 }

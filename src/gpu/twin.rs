@@ -56,3 +56,34 @@ pub fn compact_candidates(
         })
         .collect()
 }
+
+/// float → IEEE 754 half bits, rounded to nearest even, as `f16_bits` in kernels/facetv.cuh.
+pub fn f16_bits(f: f32) -> u16 {
+    let x = f.to_bits();
+    let sign = (x >> 16) & 0x8000;
+    let a = x & 0x7fff_ffff;
+    let bits = if a > 0x7f80_0000 {
+        0x7e00
+    } else if a >= 0x477f_f000 {
+        0x7c00
+    } else if a < 0x3880_0000 {
+        (f32::from_bits(a) * 16_777_216.0).round_ties_even() as u32
+    } else {
+        let r = a - 0x3800_0000;
+        (r + 0xfff + ((r >> 13) & 1)) >> 13
+    };
+    (sign | bits) as u16
+}
+
+/// The value of half bits `h` (exact).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let mantissa = f32::from(h & 0x3ff);
+    sign * match exponent {
+        0 => mantissa * 2f32.powi(-24),
+        31 if mantissa == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
+    }
+}

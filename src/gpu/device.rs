@@ -1,0 +1,119 @@
+//! One GPU: its primary context (the one FFmpeg's NVDEC and ONNX Runtime's CUDA providers use
+//! too, so device pointers pass between them without copies), our kernels compiled for it, and a
+//! stream per pipeline stage joined by events.
+
+use std::sync::Arc;
+
+use cudarc::driver::{sys, CudaContext, CudaStream};
+
+use super::launch::Kernels;
+use crate::error::{Error, Result};
+
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    pub ordinal: usize,
+    pub name: String,
+    /// NVRTC's name of the architecture, e.g. `sm_90`.
+    pub arch: String,
+    pub kernels: Kernels,
+}
+
+/// A stream per stage of the GPU pipeline: frame → model input, detector inference, face
+/// alignment (chips and classifier input), classifier inference. Work on one stage's stream
+/// overlaps with the others'; `handoff` orders them where a stage consumes another's output.
+pub struct StageStreams {
+    pub prepare: Arc<CudaStream>,
+    pub detect: Arc<CudaStream>,
+    pub align: Arc<CudaStream>,
+    pub classify: Arc<CudaStream>,
+}
+
+/// Makes `later` wait (on the device, the host does not block) for everything queued on
+/// `earlier` so far: an event recorded on one stage's stream and waited for by the next.
+pub fn handoff(earlier: &CudaStream, later: &CudaStream) -> Result<()> {
+    later
+        .join(earlier)
+        .map_err(|e| Error::Gpu(format!("ordering two stages' streams: {e}")))
+}
+
+fn driver_error(ordinal: usize, what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| Error::Gpu(format!("GPU {ordinal}: {what}: {e}"))
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal` (as numbered after `CUDA_VISIBLE_DEVICES`) and loads our kernels for
+    /// it, compiling them on first use.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        super::ensure_driver()?;
+        let count = CudaContext::device_count()
+            .map_err(|e| Error::Gpu(format!("the NVIDIA driver cannot list GPUs: {e}")))?;
+        if ordinal >= count.max(0) as usize {
+            let visible = std::env::var("CUDA_VISIBLE_DEVICES")
+                .map(|v| format!(" (CUDA_VISIBLE_DEVICES={v})"))
+                .unwrap_or_default();
+            return Err(Error::Gpu(format!(
+                "there is no GPU {ordinal}: this machine shows {count}{visible}; GPUs are numbered from 0"
+            )));
+        }
+        let ctx =
+            CudaContext::new(ordinal).map_err(driver_error(ordinal, "creating its context"))?;
+        let name = ctx
+            .name()
+            .map_err(driver_error(ordinal, "reading its name"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver_error(ordinal, "reading its compute capability"))?;
+        let arch = format!("sm_{major}{minor}");
+        let cubin = super::cubin_for(&arch)?;
+        let kernels = Kernels::load(&ctx, cubin)
+            .map_err(|e| Error::Gpu(format!("GPU {ordinal} ({name}, {arch}): {e}")))?;
+        Ok(Gpu {
+            ctx,
+            ordinal,
+            name,
+            arch,
+            kernels,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    pub fn new_stream(&self) -> Result<Arc<CudaStream>> {
+        self.ctx
+            .new_stream()
+            .map_err(driver_error(self.ordinal, "creating a stream"))
+    }
+
+    pub fn stage_streams(&self) -> Result<StageStreams> {
+        Ok(StageStreams {
+            prepare: self.new_stream()?,
+            detect: self.new_stream()?,
+            align: self.new_stream()?,
+            classify: self.new_stream()?,
+        })
+    }
+
+    /// The memory bandwidth the GPU's data sheet values give (memory clock × bus width × 2 for
+    /// double data rate), bytes/s; `None` where the driver does not report them.
+    pub fn nominal_bandwidth(&self) -> Option<f64> {
+        use sys::CUdevice_attribute_enum::*;
+        let clock_khz = self
+            .ctx
+            .attribute(CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)
+            .ok()?;
+        let bus_bits = self
+            .ctx
+            .attribute(CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)
+            .ok()?;
+        (clock_khz > 0 && bus_bits > 0)
+            .then(|| 2.0 * clock_khz as f64 * 1e3 * bus_bits as f64 / 8.0)
+    }
+
+    pub fn total_memory(&self) -> Result<usize> {
+        self.ctx
+            .total_mem()
+            .map_err(driver_error(self.ordinal, "reading its memory size"))
+    }
+}

@@ -1,0 +1,80 @@
+//! Synthetic inputs for checking kernels against their twins, shared by the CPU tests (which run
+//! the kernels' source on the host) and the device check (which runs them on the GPU): noise
+//! frames of any size, NV12 planes with NVDEC's padded pitch, and faces at the frame borders and
+//! turned past 45°.
+
+use crate::image::BgrImage;
+
+/// Frame sizes every kernel is checked on: a single pixel, odd sizes, HD and UHD.
+pub const SIZES: [(usize, usize); 4] = [(1, 1), (37, 19), (1920, 1080), (3840, 2160)];
+
+/// Deterministic noise, smoothed a little so resampling sees both edges and gradients.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 56) as u8 / 2).wrapping_add((i % 251) as u8 / 2)
+        })
+        .collect()
+}
+
+pub fn frame(w: usize, h: usize, seed: u64) -> BgrImage {
+    BgrImage::from_raw(w, h, noise(w * h * 3, seed)).expect("sized to fit")
+}
+
+/// NV12 planes with a padded pitch, as NVDEC allocates them: (luma, chroma, pitch).
+pub fn nv12(w: usize, h: usize, seed: u64) -> (Vec<u8>, Vec<u8>, usize) {
+    let pitch = (w.div_ceil(2) * 2).div_ceil(64) * 64;
+    (
+        noise(pitch * h, seed),
+        noise(pitch * h.div_ceil(2), seed + 7),
+        pitch,
+    )
+}
+
+/// Five landmarks of a face centred at (cx, cy), `scale` × a 16-pixel eye distance, turned by
+/// `degrees`.
+fn face(cx: f32, cy: f32, scale: f32, degrees: f32) -> [[f32; 2]; 5] {
+    let base = [
+        [-8.0, -6.0],
+        [8.0, -6.0],
+        [0.0, 2.0],
+        [-6.0, 9.0],
+        [6.0, 9.0],
+    ];
+    let (s, c) = degrees.to_radians().sin_cos();
+    base.map(|[x, y]: [f32; 2]| [cx + scale * (c * x - s * y), cy + scale * (s * x + c * y)])
+}
+
+/// Faces whose chips reach past every border of the frame, and faces turned by 60° and 135°.
+pub fn awkward_landmarks(w: f32, h: f32) -> Vec<[[f32; 2]; 5]> {
+    vec![
+        face(0.0, 0.0, 1.5, 0.0),
+        face(w - 1.0, h * 0.5, 2.0, 10.0),
+        face(w * 0.5, h - 1.0, 1.0, -20.0),
+        face(w * 0.4, h * 0.4, 3.0, 60.0),
+        face(w * 0.6, h * 0.3, 0.7, 135.0),
+    ]
+}
+
+/// `count` faces: the awkward ones first, then faces spread over the frame at sizes from 0.5× to
+/// 8× and any rotation.
+pub fn many_landmarks(w: f32, h: f32, count: usize, seed: u64) -> Vec<[[f32; 2]; 5]> {
+    let r = noise(count * 4, seed);
+    let unit = |i: usize| r[i] as f32 / 255.0;
+    awkward_landmarks(w, h)
+        .into_iter()
+        .chain((0..count).map(|j| {
+            face(
+                unit(4 * j) * w,
+                unit(4 * j + 1) * h,
+                0.5 + 7.5 * unit(4 * j + 2),
+                360.0 * unit(4 * j + 3),
+            )
+        }))
+        .take(count)
+        .collect()
+}

@@ -1,0 +1,334 @@
+//! Typed launches of our kernels: each takes device buffers and the parameter structs of
+//! `params`, checks every size against the buffers (a wrong size is an error, never an
+//! out-of-bounds access) and queues the kernel on the given stream. The launch geometry here is
+//! the one kernels/host/emulate.cpp reproduces on the CPU.
+
+use std::sync::Arc;
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr,
+    LaunchConfig, PushKernelArg,
+};
+
+use super::params::{InputElement, Normalize, Resize, YuvToBgr};
+use crate::error::{Error, Result};
+
+// SAFETY: #[repr(C)] structs of plain numbers, laid out as their counterparts in facetv.cuh.
+unsafe impl DeviceRepr for Resize {}
+unsafe impl DeviceRepr for Normalize {}
+unsafe impl DeviceRepr for YuvToBgr {}
+
+/// Threads per block side for the image kernels (16 × 16), and per block for candidates.
+const TILE: u32 = 16;
+const CANDIDATE_BLOCK: u32 = 256;
+
+pub struct Kernels {
+    bgr_to_model_input: [CudaFunction; 2],
+    nv12_to_model_input: [CudaFunction; 2],
+    compact_candidates: CudaFunction,
+    warp_faces_bgr: CudaFunction,
+    warp_faces_nv12: CudaFunction,
+}
+
+/// How a batch's frames are stored.
+#[derive(Debug, Clone, Copy)]
+pub enum FrameFormat {
+    /// Packed BGR, 3 bytes per pixel.
+    Bgr,
+    /// NVDEC's NV12: a Y plane and an interleaved UV plane at half resolution, one pitch for both,
+    /// converted with these coefficients.
+    Nv12(YuvToBgr),
+}
+
+/// Frames of one size in device memory, reached through a table of device pointers (one per
+/// frame, or per plane for NV12), so decoder surfaces are used where they are without copies.
+/// Work that writes the frames must be ordered before the kernels that read them (same stream,
+/// or `device::handoff`): reads through the table are not tracked by cudarc.
+pub struct FrameBatch {
+    pub format: FrameFormat,
+    pub width: usize,
+    pub height: usize,
+    pub pitch: usize,
+    count: usize,
+    /// Frame (or luma) pointers, then for NV12 the chroma pointers.
+    table: CudaSlice<u64>,
+}
+
+impl FrameBatch {
+    /// `planes[i]` is frame i's pointer (BGR) or its (luma, chroma) pointers (NV12).
+    pub fn new(
+        stream: &Arc<CudaStream>,
+        format: FrameFormat,
+        (width, height, pitch): (usize, usize, usize),
+        planes: &[(u64, u64)],
+    ) -> Result<FrameBatch> {
+        let min_pitch = match format {
+            FrameFormat::Bgr => width * 3,
+            FrameFormat::Nv12(_) => width.div_ceil(2) * 2,
+        };
+        if planes.is_empty() || width == 0 || height == 0 || pitch < min_pitch {
+            return Err(Error::Gpu(format!(
+                "a frame batch needs frames and a pitch of at least {min_pitch} bytes ({} frames of {width}×{height}, pitch {pitch})",
+                planes.len()
+            )));
+        }
+        let mut table: Vec<u64> = planes.iter().map(|p| p.0).collect();
+        if let FrameFormat::Nv12(_) = format {
+            table.extend(planes.iter().map(|p| p.1));
+        }
+        let table = stream
+            .clone_htod(&table)
+            .map_err(gpu("uploading frame pointers"))?;
+        Ok(FrameBatch {
+            format,
+            width,
+            height,
+            pitch,
+            count: planes.len(),
+            table,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn luma(&self) -> CudaView<'_, u64> {
+        self.table.slice(..self.count)
+    }
+
+    fn chroma(&self) -> CudaView<'_, u64> {
+        self.table.slice(self.count..)
+    }
+}
+
+fn gpu(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Gpu(format!("{what}: {e}"))
+}
+
+fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
+    if have < need {
+        return Err(Error::Gpu(format!(
+            "{what}: buffer of {have} elements, {need} needed"
+        )));
+    }
+    Ok(())
+}
+
+fn grid(x: usize, y: usize, z: usize, block: (u32, u32)) -> Result<LaunchConfig> {
+    let cover = |n: usize, b: u32| (n as u64).div_ceil(b as u64);
+    let (gx, gy) = (cover(x, block.0), cover(y, block.1));
+    // CUDA's limits: 2^31 - 1 blocks along x, 65535 along y and z.
+    if gx >= 1 << 31 || gy > 65_535 || z > 65_535 || x == 0 || y == 0 || z == 0 {
+        return Err(Error::Gpu(format!(
+            "launch of {x}×{y}×{z} is outside CUDA's grid limits"
+        )));
+    }
+    Ok(LaunchConfig {
+        grid_dim: (gx as u32, gy as u32, z as u32),
+        block_dim: (block.0, block.1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+impl Kernels {
+    pub fn load(ctx: &Arc<CudaContext>, cubin: Vec<u8>) -> Result<Kernels> {
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+            .map_err(gpu("loading the compiled kernels"))?;
+        let f = |name: &str| {
+            module
+                .load_function(name)
+                .map_err(|e| Error::Gpu(format!("kernel {name}: {e}")))
+        };
+        Ok(Kernels {
+            bgr_to_model_input: [f("bgr_to_model_input")?, f("bgr_to_model_input_f16")?],
+            nv12_to_model_input: [f("nv12_to_model_input")?, f("nv12_to_model_input_f16")?],
+            compact_candidates: f("compact_candidates")?,
+            warp_faces_bgr: f("warp_faces_bgr")?,
+            warp_faces_nv12: f("warp_faces_nv12")?,
+        })
+    }
+
+    /// Frames → NCHW model input of `canvas` (w, h) per frame: resize `r` (from the frames' size),
+    /// top-left, normalised by `n`; f32 or f16 (`u16` bits) by `T`.
+    pub fn model_input<T: InputElement + DeviceRepr>(
+        &self,
+        stream: &Arc<CudaStream>,
+        frames: &FrameBatch,
+        r: Resize,
+        canvas: (usize, usize),
+        n: Normalize,
+        out: &mut CudaViewMut<'_, T>,
+    ) -> Result<()> {
+        if (r.src_w as usize, r.src_h as usize) != (frames.width, frames.height)
+            || r.dst_w as usize > canvas.0
+            || r.dst_h as usize > canvas.1
+        {
+            return Err(Error::Gpu(format!(
+                "model input: resize {r:?} does not fit frames of {}×{} and canvas {canvas:?}",
+                frames.width, frames.height
+            )));
+        }
+        check_len(
+            "model input",
+            out.len(),
+            frames.len() * 3 * canvas.0 * canvas.1,
+        )?;
+        let cfg = grid(canvas.0, canvas.1, frames.len(), (TILE, TILE))?;
+        let (pitch, cw, ch) = (frames.pitch as i32, canvas.0 as i32, canvas.1 as i32);
+        let luma = frames.luma();
+        let chroma = frames.chroma();
+        let launched = match frames.format {
+            FrameFormat::Bgr => {
+                let mut b = stream.launch_builder(&self.bgr_to_model_input[usize::from(T::HALF)]);
+                b.arg(&luma)
+                    .arg(&pitch)
+                    .arg(&r)
+                    .arg(&cw)
+                    .arg(&ch)
+                    .arg(&n)
+                    .arg(out);
+                // SAFETY: argument types and order are the kernel's; every buffer is sized for
+                // the grid (checked above).
+                unsafe { b.launch(cfg) }
+            }
+            FrameFormat::Nv12(k) => {
+                let mut b = stream.launch_builder(&self.nv12_to_model_input[usize::from(T::HALF)]);
+                b.arg(&luma)
+                    .arg(&chroma)
+                    .arg(&pitch)
+                    .arg(&k)
+                    .arg(&r)
+                    .arg(&cw)
+                    .arg(&ch)
+                    .arg(&n)
+                    .arg(out);
+                // SAFETY: as above.
+                unsafe { b.launch(cfg) }
+            }
+        };
+        launched
+            .map(drop)
+            .map_err(gpu("launching the model-input kernel"))
+    }
+
+    /// RetinaFace outputs of `frames` frames (`loc` 4, `conf` 2, `landmarks` 10 floats per prior)
+    /// → per frame, the count of priors scoring ≥ `threshold` and up to `capacity` 16-float rows
+    /// (prior, score, box, landmarks) in arbitrary order. `counts` is zeroed here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compact_candidates(
+        &self,
+        stream: &Arc<CudaStream>,
+        (loc, conf, landmarks): (&CudaView<'_, f32>, &CudaView<'_, f32>, &CudaView<'_, f32>),
+        frames: usize,
+        threshold: f32,
+        capacity: usize,
+        counts: &mut CudaViewMut<'_, i32>,
+        rows: &mut CudaViewMut<'_, f32>,
+    ) -> Result<()> {
+        let priors = conf.len() / 2 / frames.max(1);
+        check_len("candidate scores", conf.len(), frames * priors * 2)?;
+        check_len("candidate boxes", loc.len(), frames * priors * 4)?;
+        check_len("candidate landmarks", landmarks.len(), frames * priors * 10)?;
+        check_len("candidate counts", counts.len(), frames)?;
+        check_len("candidate rows", rows.len(), frames * capacity * 16)?;
+        stream
+            .memset_zeros(counts)
+            .map_err(gpu("clearing candidate counts"))?;
+        let cfg = grid(priors, frames, 1, (CANDIDATE_BLOCK, 1))?;
+        let (p, cap) = (priors as i32, capacity as i32);
+        let mut b = stream.launch_builder(&self.compact_candidates);
+        b.arg(loc)
+            .arg(conf)
+            .arg(landmarks)
+            .arg(&p)
+            .arg(&threshold)
+            .arg(&cap)
+            .arg(counts)
+            .arg(rows);
+        // SAFETY: argument types and order are the kernel's; sizes checked above.
+        unsafe { b.launch(cfg) }
+            .map(drop)
+            .map_err(gpu("launching the candidate kernel"))
+    }
+
+    /// One `size`² BGR chip per face: face j is warped from frame `faces[j].0` of the batch
+    /// with its chip → frame matrix `faces[j].1`; black outside the frame. The face table (a few
+    /// KiB) is uploaded here, from the stream's memory pool.
+    pub fn warp_faces(
+        &self,
+        stream: &Arc<CudaStream>,
+        frames: &FrameBatch,
+        faces: &[(usize, [f64; 6])],
+        size: usize,
+        chips: &mut CudaViewMut<'_, u8>,
+    ) -> Result<()> {
+        let mut index = Vec::with_capacity(faces.len());
+        for (f, _) in faces {
+            if *f >= frames.len() {
+                // An index past the pointer table would read arbitrary memory.
+                return Err(Error::Gpu(format!(
+                    "face refers to frame {f} of a batch of {}",
+                    frames.len()
+                )));
+            }
+            index.push(*f as i32);
+        }
+        let matrices: Vec<f64> = faces.iter().flat_map(|(_, m)| *m).collect();
+        let face_frame = stream
+            .clone_htod(&index)
+            .map_err(gpu("uploading the face table"))?;
+        let chip_to_frame = stream
+            .clone_htod(&matrices)
+            .map_err(gpu("uploading the face table"))?;
+        check_len("chips", chips.len(), faces.len() * size * size * 3)?;
+        let cfg = grid(size, size, faces.len(), (TILE, TILE))?;
+        let (pitch, w, h, s) = (
+            frames.pitch as i32,
+            frames.width as i32,
+            frames.height as i32,
+            size as i32,
+        );
+        let luma = frames.luma();
+        let chroma = frames.chroma();
+        let launched = match frames.format {
+            FrameFormat::Bgr => {
+                let mut b = stream.launch_builder(&self.warp_faces_bgr);
+                b.arg(&luma)
+                    .arg(&pitch)
+                    .arg(&w)
+                    .arg(&h)
+                    .arg(&face_frame)
+                    .arg(&chip_to_frame)
+                    .arg(&s)
+                    .arg(chips);
+                // SAFETY: argument types and order are the kernel's; sizes and frame indices
+                // checked above.
+                unsafe { b.launch(cfg) }
+            }
+            FrameFormat::Nv12(k) => {
+                let mut b = stream.launch_builder(&self.warp_faces_nv12);
+                b.arg(&luma)
+                    .arg(&chroma)
+                    .arg(&pitch)
+                    .arg(&k)
+                    .arg(&w)
+                    .arg(&h)
+                    .arg(&face_frame)
+                    .arg(&chip_to_frame)
+                    .arg(&s)
+                    .arg(chips);
+                // SAFETY: as above.
+                unsafe { b.launch(cfg) }
+            }
+        };
+        launched
+            .map(drop)
+            .map_err(gpu("launching the alignment kernel"))
+    }
+}
