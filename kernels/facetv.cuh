@@ -33,7 +33,8 @@ struct YuvToBgr {
 };
 
 // float → IEEE 754 half, as bits, rounded to nearest even (what __float2half_rn computes); NaN
-// becomes the quiet NaN 0x7e00. Twin: gpu::twin::f16_bits.
+// becomes the quiet NaN 0x7e00 (CUDA's __float2half_rn gives 0x7fff; no model input is NaN).
+// Twin: gpu::twin::f16_bits.
 __device__ inline unsigned short f16_bits(float f) {
     unsigned int x = __float_as_uint(f);
     unsigned int sign = (x >> 16) & 0x8000u;

@@ -17,10 +17,12 @@ fi
   echo "== GPU"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi: not available"
   echo "== libraries the driver provides (libcuda for everything, libnvcuvid for NVDEC decoding)"
+  libs=$(ldconfig -p 2>/dev/null)
   for lib in libcuda.so.1 libnvcuvid.so.1 libnvidia-encode.so.1; do
-    if ldconfig -p | grep -q "$lib"; then echo "$lib: present"; else echo "$lib: MISSING"; fi
+    if grep -qF "$lib" <<< "$libs"; then echo "$lib: present"; else echo "$lib: MISSING"; fi
   done
-  echo "== NVRTC (compiles the kernels): the first of FACETV_CUDA_LIB_DIR, .facetv/cuda, pip wheels, /usr/local/cuda"
+  echo "== NVRTC (compiles the kernels): the first of FACETV_CUDA_LIB_DIR (${FACETV_CUDA_LIB_DIR:-unset}), .facetv/cuda, pip wheels, /usr/local/cuda"
+  ls .facetv/cuda/nvidia/*/lib/libnvrtc.so* 2>/dev/null || echo "none in .facetv/cuda"
   python3 - <<'PY' 2>/dev/null || echo "python3 not available to list pip wheels"
 import glob, site
 dirs = site.getsitepackages() + [site.getusersitepackages()]
@@ -30,10 +32,10 @@ PY
   ls /usr/local/cuda/lib64/libnvrtc.so* 2>/dev/null || true
 } | tee "$out/environment.txt"
 # The compiled kernels are cached per architecture; a fresh cache shows the compile works here.
-export FACETV_HOME=${FACETV_HOME:-$(mktemp -d)}
+export FACETV_KERNEL_CACHE=${FACETV_KERNEL_CACHE:-$(mktemp -d)}
 echo "== kernels against their CPU twins"
 start=$(date +%s)
-"$bin" --json "$out/gpu-check.json" | tee "$out/gpu-check.txt"
+"$bin" --json "$out/gpu-check.json" 2>&1 | tee "$out/gpu-check.txt"
 rc=${PIPESTATUS[0]}
 echo "check: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$out/gpu-check.txt"
 exit "$rc"

@@ -4,17 +4,29 @@
 #
 #   scripts/setup.sh              everything
 #   scripts/setup.sh --no-build   system packages, ONNX Runtime and models only
+#   scripts/setup.sh --gpu        also the GPU build of ONNX Runtime with CUDA 13, cuDNN 9 and
+#                                 TensorRT 10 (for GPU nodes with driver 580+; several GB)
 #
-# Environment: ORT_VERSION (default 1.32.0), FACETV_MODEL_MIRROR (local folder with model files;
-# default ../shared/models when present), PYTHON (default python3).
+# Environment: ORT_VERSION (default 1.32.0), ORT_GPU_VERSION (1.31.1), TENSORRT_VERSION
+# (10.16.1.11), FACETV_MODEL_MIRROR (local folder with model files; default ../shared/models when
+# present), PYTHON (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION="${ORT_VERSION:-1.32.0}"
 # CUDA 13.0: what driver 580 (the oldest CUDA 13 driver) runs.
 NVRTC_VERSION="${NVRTC_VERSION:-13.0.88}"
 PYTHON="${PYTHON:-python3}"
+ORT_GPU_VERSION="${ORT_GPU_VERSION:-1.31.1}"
+TENSORRT_VERSION="${TENSORRT_VERSION:-10.16.1.11}"
 build=1
-[[ "${1:-}" == "--no-build" ]] && build=0
+gpu=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    --gpu) gpu=1 ;;
+    *) echo "unknown option $arg (use --no-build, --gpu)" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -74,6 +86,23 @@ with zipfile.ZipFile(wheel) as z:
         if "/lib/" in name and ".so" in name:
             z.extract(name, ".facetv/cuda")
 PY
+fi
+
+# 3b. GPU nodes (--gpu): the GPU build of ONNX Runtime (CUDA 13; its TensorRT and CUDA providers
+#     sit beside it) with the CUDA runtime, cuBLAS, cuFFT, cuRAND and cuDNN 9 wheels it names as
+#     extras, and TensorRT 10 from NVIDIA's package index, all into .facetv/cuda. The binary
+#     prefers this ONNX Runtime (it also runs on the CPU) and preloads the CUDA libraries from there.
+if ((gpu)) && ! compgen -G ".facetv/cuda/onnxruntime/capi/libonnxruntime.so.*" >/dev/null; then
+  say "installing ONNX Runtime GPU ${ORT_GPU_VERSION}, CUDA 13 and cuDNN 9 libraries into .facetv/cuda"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+    --target .facetv/cuda "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU_VERSION}"
+fi
+if ((gpu)) && [[ ! -d .facetv/cuda/tensorrt_libs ]]; then
+  say "installing TensorRT ${TENSORRT_VERSION} into .facetv/cuda (NVIDIA's package index)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+    --no-deps --target .facetv/cuda --extra-index-url https://pypi.nvidia.com \
+    "tensorrt-cu13-libs==${TENSORRT_VERSION}" \
+    || echo "TensorRT could not be installed; the GPU path will use ONNX Runtime's CUDA provider" >&2
 fi
 
 # 4. The binary.

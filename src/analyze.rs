@@ -8,6 +8,7 @@ use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
 use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::models::{Manifest, ModelStore, Role};
+use crate::runtime::providers::Provider;
 use crate::runtime::SessionOptions;
 
 /// One face with its chip and one estimate per classifier and crop convention (in
@@ -28,6 +29,8 @@ pub struct Analyzer {
     pub model_hashes: Vec<(String, String)>,
     /// Requested optional models that are not installed (reported once by the caller).
     pub missing_optional: Vec<String>,
+    /// Where the models run: `cpu` or `cuda:N` (recorded in every summary).
+    pub backend: String,
 }
 
 /// The detect and align stage.
@@ -168,6 +171,10 @@ impl Analyzer {
                 classify_s: 0.0,
             },
             model_hashes,
+            backend: match session.provider {
+                Provider::Cpu => "cpu".to_string(),
+                Provider::Gpu { device, .. } => format!("cuda:{device}"),
+            },
             missing_optional,
         })
     }

@@ -132,7 +132,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
     let slowest = stages.iter().map(|s| s.seconds).fold(0.0, f64::max);
     Ok(BenchReport {
         input: input.display().to_string(),
-        device: "cpu".into(),
+        device: cfg.options["device"].as_str().unwrap_or("cpu").to_string(),
         frames_decoded: stats.frames_decoded,
         frames_sampled: stats.frames_sampled,
         faces: faces_e2e,

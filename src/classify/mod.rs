@@ -8,14 +8,15 @@ pub mod crop;
 
 use std::path::Path;
 
-use ort::session::Session;
-use ort::value::TensorRef;
+use ort::session::{Session, SessionOutputs};
 
 use crate::detect::check_io;
 use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::models::{Family, ModelSpec};
 use crate::preprocess::fill_nchw;
+use crate::runtime::binding::{run_in_place, BoundInput};
+use crate::runtime::providers::MAX_BATCH;
 use crate::runtime::{open_session, SessionOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,7 +37,6 @@ pub struct OnnxAgeGender {
     spec: ModelSpec,
     session: Session,
     batched: bool,
-    max_batch: usize,
 }
 
 impl OnnxAgeGender {
@@ -51,13 +51,13 @@ impl OnnxAgeGender {
                 "age/gender models need a fixed input size in the manifest",
             ));
         }
-        let session = open_session(&spec.name, path, session_opts)?;
+        let side = spec.input.size.map_or(0, |[w, h]| w.max(h));
+        let session = open_session(spec, path, session_opts, side)?;
         let batched = check_io(spec, path, &session)?;
         Ok(OnnxAgeGender {
             spec: spec.clone(),
             session,
             batched,
-            max_batch: 32,
         })
     }
 
@@ -72,37 +72,46 @@ impl OnnxAgeGender {
                 fill_nchw(&chip.resize(w, h), &self.spec.input, w, h, out);
             }
         }
-        let err = |m: String| Error::Inference {
-            model: self.spec.name.clone(),
-            message: m,
+        let input = BoundInput::host(&mut input, [chips.len(), 3, h, w])?;
+        self.infer(&input)
+    }
+
+    /// Age and gender for a batch already in the model's input layout, in host memory or (GPU
+    /// path) in device memory our kernels wrote; the results come back to the host.
+    pub fn infer(&mut self, input: &BoundInput<'_>) -> Result<Vec<AgeGender>> {
+        let n = input.batch();
+        let outputs = [self.spec.outputs[0].clone(), self.spec.outputs[1].clone()];
+        let read = |results: &SessionOutputs<'_>| {
+            let (_, gender) = results[outputs[0].as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            let (_, age) = results[outputs[1].as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            if gender.len() != n * 2 || age.len() % n != 0 {
+                return Err(format!(
+                    "unexpected output sizes {} and {} for {n} faces",
+                    gender.len(),
+                    age.len()
+                ));
+            }
+            let bins = age.len() / n;
+            Ok((0..n)
+                .map(|i| AgeGender {
+                    female: gender[i * 2],
+                    age: expected_age(&age[i * bins..(i + 1) * bins]),
+                })
+                .collect())
         };
-        let tensor = TensorRef::from_array_view(([chips.len(), 3, h, w], &input[..]))
-            .map_err(|e| err(e.to_string()))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.spec.input.name.as_str() => tensor])
-            .map_err(|e| err(e.to_string()))?;
-        let (_, gender) = outputs[self.spec.outputs[0].as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| err(e.to_string()))?;
-        let (_, age) = outputs[self.spec.outputs[1].as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| err(e.to_string()))?;
-        let n = chips.len();
-        if gender.len() != n * 2 || age.len() % n != 0 {
-            return Err(err(format!(
-                "unexpected output sizes {} and {} for {n} faces",
-                gender.len(),
-                age.len()
-            )));
-        }
-        let bins = age.len() / n;
-        Ok((0..n)
-            .map(|i| AgeGender {
-                female: gender[i * 2],
-                age: expected_age(&age[i * bins..(i + 1) * bins]),
-            })
-            .collect())
+        run_in_place(
+            &mut self.session,
+            (self.spec.input.name.as_str(), input),
+            read,
+        )
+        .map_err(|message| Error::Inference {
+            model: self.spec.name.clone(),
+            message,
+        })
     }
 }
 
@@ -121,7 +130,7 @@ impl AgeGenderModel for OnnxAgeGender {
     }
 
     fn classify(&mut self, chips: &[&BgrImage]) -> Result<Vec<AgeGender>> {
-        let step = if self.batched { self.max_batch } else { 1 };
+        let step = if self.batched { MAX_BATCH } else { 1 };
         let mut out = Vec::with_capacity(chips.len());
         for part in chips.chunks(step.max(1)) {
             out.extend(self.run(part)?);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::decode::Sampling;
+use crate::runtime::providers::Precision;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Find every face in a folder of TV recordings and estimate age and gender.
@@ -184,9 +185,13 @@ pub struct RunArgs {
     /// Also write every N-th sampled frame with boxes and landmarks drawn.
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
-    /// cpu, auto (GPU when available), or a GPU index.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// cpu; a GPU number, or several (0,1,…: one pipeline per GPU); auto: every GPU when the GPU
+    /// build of ONNX Runtime can use them, else the CPU.
+    #[arg(long, default_value = "auto", value_parser = parse_device, value_name = "cpu|auto|N[,N…]")]
+    pub device: DeviceArg,
+    /// Arithmetic of the GPU's TensorRT engines.
+    #[arg(long, value_enum, default_value_t = Precision::Fp16)]
+    pub precision: Precision,
     /// Videos processed at the same time.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: u16,
@@ -264,11 +269,42 @@ pub struct BenchArgs {
     /// Sampled frames sent through the models together.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub batch_frames: u16,
-    /// cpu (the GPU back end is not in this build yet).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// cpu, or the GPU to measure (auto: GPU 0 when usable, else the CPU).
+    #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|auto|N")]
+    pub device: DeviceArg,
+    /// Arithmetic of the GPU's TensorRT engines.
+    #[arg(long, value_enum, default_value_t = Precision::Fp16)]
+    pub precision: Precision,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// Where the models run (`--device`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceArg {
+    Cpu,
+    Auto,
+    Gpus(Vec<usize>),
+}
+
+fn parse_device(s: &str) -> Result<DeviceArg, String> {
+    match s.trim() {
+        "cpu" => Ok(DeviceArg::Cpu),
+        "auto" => Ok(DeviceArg::Auto),
+        list => {
+            let mut gpus = Vec::new();
+            for part in list.split(',') {
+                let n: usize = part.trim().parse().map_err(|_| {
+                    format!("'{part}' is not a GPU number; use cpu, auto, or GPU numbers such as 0 or 0,1")
+                })?;
+                if gpus.contains(&n) {
+                    return Err(format!("GPU {n} is listed twice"));
+                }
+                gpus.push(n);
+            }
+            Ok(DeviceArg::Gpus(gpus))
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {

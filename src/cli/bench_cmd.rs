@@ -2,25 +2,23 @@
 
 use anyhow::{bail, Result};
 
-use super::args::{BenchArgs, GlobalArgs, RunArgs};
+use super::args::{BenchArgs, DeviceArg, GlobalArgs, RunArgs};
 use super::run_cmd::{job_config, open_analyzers};
 use super::Outcome;
 
 pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
-    if a.device != "cpu" && a.device != "auto" {
-        bail!(
-            "--device {}: the GPU back end is not available in this build; use --device cpu",
-            a.device
-        );
+    if matches!(&a.device, DeviceArg::Gpus(list) if list.len() > 1) {
+        bail!("bench measures one device: give one GPU number (or cpu)");
     }
-    let mut analyzers = open_analyzers(g, &a.model, 1)?;
+    let (mut analyzers, device) = open_analyzers(g, &a.model, 1, &a.device, a.precision)?;
     let run_args = RunArgs {
         input: vec![a.input.clone()],
         output: None,
         every: a.every,
         sampling: a.sampling,
         frames: None,
-        device: "cpu".into(),
+        device: a.device.clone(),
+        precision: a.precision,
         jobs: 1u16,
         force: true,
         shard: None,
@@ -31,7 +29,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         stall_timeout: 300,
         model: a.model.clone(),
     };
-    let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir())?;
+    let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir(), device)?;
     let report = crate::bench::run(&mut analyzers[0], &a.input, &cfg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

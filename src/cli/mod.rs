@@ -9,13 +9,14 @@ mod models_cmd;
 mod run_cmd;
 
 pub use args::Cli;
-use args::{Command, GlobalArgs, LogFormat, ModelArgs};
+use args::{Command, DeviceArg, GlobalArgs, LogFormat, ModelArgs};
 
 use anyhow::Result;
 
 use crate::analyze::ModelChoice;
 use crate::detect::DetectOptions;
 use crate::models::{Manifest, ModelStore};
+use crate::runtime::providers::{Precision, Provider};
 use crate::runtime::SessionOptions;
 
 /// How a command ended, when it did not fail outright.
@@ -115,6 +116,36 @@ fn session_options(g: &GlobalArgs) -> SessionOptions {
         o.intra_threads = t.max(1);
     }
     o
+}
+
+/// The providers `--device` asks for, one per pipeline. `auto` takes every GPU the driver shows
+/// (none: the CPU); whether ONNX Runtime can use them is found when the sessions open.
+fn providers(device: &DeviceArg, precision: Precision) -> Vec<Provider> {
+    let gpu = |device| Provider::Gpu { device, precision };
+    match device {
+        DeviceArg::Cpu => vec![Provider::Cpu],
+        DeviceArg::Gpus(list) => list.iter().map(|d| gpu(*d)).collect(),
+        DeviceArg::Auto => match crate::gpu::device::count() {
+            Ok(n) if n > 0 => (0..n).map(gpu).collect(),
+            _ => vec![Provider::Cpu],
+        },
+    }
+}
+
+/// The device as recorded with the results (outputs of the CPU, fp16 and fp32 engines differ in
+/// the last digits, so a results folder keeps to one).
+fn device_label(p: Provider) -> &'static str {
+    match p {
+        Provider::Cpu => "cpu",
+        Provider::Gpu {
+            precision: Precision::Fp16,
+            ..
+        } => "cuda-fp16",
+        Provider::Gpu {
+            precision: Precision::Fp32,
+            ..
+        } => "cuda-fp32",
+    }
 }
 
 fn detect_options(m: &ModelArgs) -> Result<DetectOptions> {

@@ -5,11 +5,13 @@ use serde_json::json;
 
 use std::path::PathBuf;
 
-use super::args::{GlobalArgs, ModelArgs, RunArgs};
+use super::args::{DeviceArg, GlobalArgs, ModelArgs, RunArgs};
 use super::Outcome;
 use crate::analyze::Analyzer;
 use crate::inputs::discover;
 use crate::pipeline::{run_job, JobConfig};
+use crate::runtime::providers::{Precision, Provider};
+use crate::runtime::SessionOptions;
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     if a.input.is_empty() {
@@ -32,14 +34,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     if !(a.every.is_finite() && a.every > 0.0) {
         bail!("--every must be a positive number of seconds");
     }
-    match a.device.as_str() {
-        "cpu" => {}
-        "auto" => tracing::info!("device: CPU (this build has no GPU back end yet)"),
-        other => bail!(
-            "--device {other}: the GPU back end is not available in this build; use --device cpu"
-        ),
-    }
-    let analyzers = open_analyzers(g, &a.model, a.jobs as usize)?;
+    let (analyzers, device) = open_analyzers(g, &a.model, a.jobs as usize, &a.device, a.precision)?;
     let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
@@ -65,7 +60,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         work.len(),
         output.display()
     );
-    let cfg = job_config(a, &analyzers[0], output.clone())?;
+    let cfg = job_config(a, &analyzers[0], output.clone(), device)?;
     let progress = crate::progress::Progress::new(
         work.len(),
         g.quiet,
@@ -99,11 +94,50 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     })
 }
 
-/// One analyzer per parallel job; ONNX Runtime's threads are shared out between them.
-pub(super) fn open_analyzers(g: &GlobalArgs, m: &ModelArgs, jobs: usize) -> Result<Vec<Analyzer>> {
+/// One analyzer per parallel job (at least one per GPU asked for; jobs are spread over the GPUs
+/// in turn); on the CPU, ONNX Runtime's threads are shared out between them. `--device auto` falls
+/// back to the CPU, saying why, when the GPUs cannot run the models. Returns the analyzers and
+/// the device label recorded with the results.
+pub(super) fn open_analyzers(
+    g: &GlobalArgs,
+    m: &ModelArgs,
+    jobs: usize,
+    device: &DeviceArg,
+    precision: Precision,
+) -> Result<(Vec<Analyzer>, &'static str)> {
     crate::runtime::environment(g.ort_lib.as_deref())?;
+    let providers = super::providers(device, precision);
+    let opened = open_on(g, m, jobs, &providers);
+    let (analyzers, provider) = match opened {
+        Err(e) if *device == DeviceArg::Auto && providers[0] != Provider::Cpu => {
+            tracing::warn!("--device auto: the GPUs cannot run the models ({e:#}); using the CPU");
+            (open_on(g, m, jobs, &[Provider::Cpu])?, Provider::Cpu)
+        }
+        opened => (opened?, providers[0]),
+    };
+    match provider {
+        Provider::Cpu => tracing::info!("device: CPU"),
+        Provider::Gpu { .. } => tracing::info!(
+            "device: {} GPU(s), {} pipeline(s)",
+            providers.len(),
+            analyzers.len()
+        ),
+    }
+    for missing in &analyzers[0].missing_optional {
+        tracing::warn!("optional model '{missing}' is not installed; running without it (fetch it with `facetv-gpu models fetch {missing}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
+    }
+    Ok((analyzers, super::device_label(provider)))
+}
+
+fn open_on(
+    g: &GlobalArgs,
+    m: &ModelArgs,
+    jobs: usize,
+    providers: &[Provider],
+) -> Result<Vec<Analyzer>> {
+    let jobs = jobs.max(providers.len());
     let mut session = super::session_options(g);
-    if g.threads.is_none() {
+    if g.threads.is_none() && providers == [Provider::Cpu] {
         session.intra_threads = (session.intra_threads / jobs).max(1);
     }
     let manifest = super::manifest();
@@ -111,16 +145,24 @@ pub(super) fn open_analyzers(g: &GlobalArgs, m: &ModelArgs, jobs: usize) -> Resu
     let choice = super::model_choice(m);
     let detect = super::detect_options(m)?;
     let analyzers = (0..jobs)
-        .map(|_| Analyzer::open(&manifest, &store, &choice, detect, session))
+        .map(|i| {
+            let session = SessionOptions {
+                provider: providers[i % providers.len()],
+                ..session
+            };
+            Analyzer::open(&manifest, &store, &choice, detect, session)
+        })
         .collect::<crate::Result<Vec<_>>>()?;
-    for missing in &analyzers[0].missing_optional {
-        tracing::warn!("optional model '{missing}' is not installed; running without it (fetch it with `facetv-gpu models fetch {missing}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
-    }
     Ok(analyzers)
 }
 
 /// The job settings, with every option that shapes the results recorded for the summaries.
-pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> Result<JobConfig> {
+pub(super) fn job_config(
+    a: &RunArgs,
+    analyzer: &Analyzer,
+    output: PathBuf,
+    device: &str,
+) -> Result<JobConfig> {
     let detect = super::detect_options(&a.model)?;
     let options = json!({
         "every_s": a.every,
@@ -133,7 +175,7 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
         "classifiers": analyzer.classifier_names(),
         "age_crops": analyzer.classifier.crops,
         "frames": a.frames,
-        "device": "cpu",
+        "device": device,
         "chip_size": crate::align::CHIP_SIZE,
         "jpeg_quality": crate::sink::JPEG_QUALITY,
         // Batch composition can move the last digit of a model output, so it is part of the

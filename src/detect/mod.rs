@@ -13,13 +13,15 @@ pub mod scrfd;
 
 use std::path::Path;
 
-use ort::session::Session;
-use ort::value::{TensorRef, ValueType};
+use ort::session::{Session, SessionOutputs};
+use ort::value::ValueType;
 
 use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::models::{Family, ModelSpec};
 use crate::preprocess::{fill_nchw, resize_longer_side};
+use crate::runtime::binding::{run_in_place, BoundInput};
+use crate::runtime::providers::MAX_BATCH;
 use crate::runtime::{open_session, SessionOptions};
 
 /// One detected face in frame pixels. Landmarks: left eye, right eye, nose, left mouth corner,
@@ -134,7 +136,7 @@ impl OnnxDetector {
                 )));
             }
         }
-        let session = open_session(&spec.name, path, session_opts)?;
+        let session = open_session(spec, path, session_opts, opts.max_side)?;
         let batched = check_io(spec, path, &session)?;
         Ok(OnnxDetector {
             spec: spec.clone(),
@@ -168,53 +170,65 @@ impl OnnxDetector {
             fill_nchw(&r.image, &self.spec.input, cw, ch, out);
         }
         let n = frames.len();
-        let tensor = TensorRef::from_array_view(([n, 3, ch, cw], &input[..])).map_err(|e| {
-            Error::Inference {
-                model: self.spec.name.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        let (decoder, threshold, model) = (&self.decoder, self.opts.threshold, &self.spec.name);
-        let infer_err = |message: String| Error::Inference {
-            model: model.clone(),
-            message,
-        };
-        let outputs = self
-            .session
-            .run(ort::inputs![self.spec.input.name.as_str() => tensor])
-            .map_err(|e| infer_err(e.to_string()))?;
-        let mut raw = Vec::with_capacity(self.spec.outputs.len());
-        for name in &self.spec.outputs {
-            let (shape, data) = outputs[name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| infer_err(format!("output {name}: {e}")))?;
-            raw.push((shape.to_vec(), data));
-        }
-        let mut candidates = Vec::with_capacity(n);
-        for i in 0..n {
-            let per_image: Vec<RawOutput> = raw
-                .iter()
-                .map(|(shape, data)| {
-                    let len = data.len() / n;
-                    let inner = if shape.first() == Some(&(n as i64)) && shape.len() > 2 {
-                        shape[1..].to_vec()
-                    } else {
-                        shape.clone()
-                    };
-                    RawOutput {
-                        shape: inner,
-                        data: &data[i * len..(i + 1) * len],
-                    }
-                })
-                .collect();
-            candidates.push(decoder.decode(&per_image, cw, ch, threshold)?);
-        }
-        drop(outputs);
+        let input = BoundInput::host(&mut input, [n, 3, ch, cw])?;
+        let candidates = self.infer(&input, (cw, ch))?;
         Ok(candidates
             .into_iter()
             .zip(resized.iter().zip(frames))
             .map(|(c, (r, frame))| self.finish(c, r.scale, frame))
             .collect())
+    }
+
+    /// Candidate faces per frame, in detector pixels, for a batch already in the model's input
+    /// layout on a `canvas` (host memory, or device memory on the GPU path).
+    pub fn infer(
+        &mut self,
+        input: &BoundInput<'_>,
+        (cw, ch): (usize, usize),
+    ) -> Result<Vec<Vec<Face>>> {
+        let n = input.batch();
+        let (decoder, threshold) = (&self.decoder, self.opts.threshold);
+        let names = &self.spec.outputs;
+        let read = |results: &SessionOutputs<'_>| {
+            let mut raw = Vec::with_capacity(names.len());
+            for name in names {
+                let (shape, data) = results[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| format!("output {name}: {e}"))?;
+                raw.push((shape.to_vec(), data));
+            }
+            (0..n)
+                .map(|i| {
+                    let per_image: Vec<RawOutput> = raw
+                        .iter()
+                        .map(|(shape, data)| {
+                            let len = data.len() / n;
+                            let inner = if shape.first() == Some(&(n as i64)) && shape.len() > 2 {
+                                shape[1..].to_vec()
+                            } else {
+                                shape.clone()
+                            };
+                            RawOutput {
+                                shape: inner,
+                                data: &data[i * len..(i + 1) * len],
+                            }
+                        })
+                        .collect();
+                    decoder
+                        .decode(&per_image, cw, ch, threshold)
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        run_in_place(
+            &mut self.session,
+            (self.spec.input.name.as_str(), input),
+            read,
+        )
+        .map_err(|message| Error::Inference {
+            model: self.spec.name.clone(),
+            message,
+        })
     }
 
     /// NMS in detector pixels, back to frame pixels, filter small faces, order. Boxes keep the
@@ -311,12 +325,10 @@ impl Detector for OnnxDetector {
     }
 
     fn detect(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>> {
-        if self.batched {
-            return self.run_batch(frames);
-        }
+        let step = if self.batched { MAX_BATCH } else { 1 };
         let mut out = Vec::with_capacity(frames.len());
-        for f in frames {
-            out.extend(self.run_batch(&[*f])?);
+        for part in frames.chunks(step) {
+            out.extend(self.run_batch(part)?);
         }
         Ok(out)
     }

@@ -40,30 +40,46 @@ fn driver_error(ordinal: usize, what: &str) -> impl Fn(cudarc::driver::DriverErr
     move |e| Error::Gpu(format!("GPU {ordinal}: {what}: {e}"))
 }
 
+/// How many GPUs the driver shows (after `CUDA_VISIBLE_DEVICES`); an error without the driver.
+pub fn count() -> Result<usize> {
+    super::ensure_driver()?;
+    CudaContext::device_count()
+        .map(|n| n.max(0) as usize)
+        .map_err(|e| Error::Gpu(format!("the NVIDIA driver cannot list GPUs: {e}")))
+}
+
+/// The name and architecture (`sm_90`) of GPU `ordinal`, checked to exist.
+pub fn describe(ordinal: usize) -> Result<(String, String)> {
+    let ctx = context(ordinal)?;
+    let name = ctx
+        .name()
+        .map_err(driver_error(ordinal, "reading its name"))?;
+    let (major, minor) = ctx
+        .compute_capability()
+        .map_err(driver_error(ordinal, "reading its compute capability"))?;
+    Ok((name, format!("sm_{major}{minor}")))
+}
+
+/// The primary context of GPU `ordinal`, after checking the driver and that the GPU exists.
+fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
+    let count = count()?;
+    if ordinal >= count {
+        let visible = std::env::var("CUDA_VISIBLE_DEVICES")
+            .map(|v| format!(" (CUDA_VISIBLE_DEVICES={v})"))
+            .unwrap_or_default();
+        return Err(Error::Gpu(format!(
+            "there is no GPU {ordinal}: this machine shows {count}{visible}; GPUs are numbered from 0"
+        )));
+    }
+    CudaContext::new(ordinal).map_err(driver_error(ordinal, "creating its context"))
+}
+
 impl Gpu {
     /// Opens GPU `ordinal` (as numbered after `CUDA_VISIBLE_DEVICES`) and loads our kernels for
     /// it, compiling them on first use.
     pub fn open(ordinal: usize) -> Result<Gpu> {
-        super::ensure_driver()?;
-        let count = CudaContext::device_count()
-            .map_err(|e| Error::Gpu(format!("the NVIDIA driver cannot list GPUs: {e}")))?;
-        if ordinal >= count.max(0) as usize {
-            let visible = std::env::var("CUDA_VISIBLE_DEVICES")
-                .map(|v| format!(" (CUDA_VISIBLE_DEVICES={v})"))
-                .unwrap_or_default();
-            return Err(Error::Gpu(format!(
-                "there is no GPU {ordinal}: this machine shows {count}{visible}; GPUs are numbered from 0"
-            )));
-        }
-        let ctx =
-            CudaContext::new(ordinal).map_err(driver_error(ordinal, "creating its context"))?;
-        let name = ctx
-            .name()
-            .map_err(driver_error(ordinal, "reading its name"))?;
-        let (major, minor) = ctx
-            .compute_capability()
-            .map_err(driver_error(ordinal, "reading its compute capability"))?;
-        let arch = format!("sm_{major}{minor}");
+        let (name, arch) = describe(ordinal)?;
+        let ctx = context(ordinal)?;
         let cubin = super::cubin_for(&arch)?;
         let kernels = Kernels::load(&ctx, cubin)
             .map_err(|e| Error::Gpu(format!("GPU {ordinal} ({name}, {arch}): {e}")))?;

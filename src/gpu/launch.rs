@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr,
-    LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DeviceRepr,
+    LaunchConfig, PushKernelArg, SyncOnDrop,
 };
 
 use super::params::{InputElement, Normalize, Resize, YuvToBgr};
@@ -41,10 +41,13 @@ pub enum FrameFormat {
 }
 
 /// Frames of one size in device memory, reached through a table of device pointers (one per
-/// frame, or per plane for NV12), so decoder surfaces are used where they are without copies.
-/// Work that writes the frames must be ordered before the kernels that read them (same stream,
-/// or `device::handoff`): reads through the table are not tracked by cudarc.
-pub struct FrameBatch {
+/// frame, or per plane for NV12), so frames are used where they are without copies.
+///
+/// Frames in buffers we own (`from_slices`) are tracked like kernel arguments: every launch that
+/// reads them waits for their last write and records its read, so the buffers are not freed or
+/// reused while a kernel on any stream still reads them. Frames we do not own (NVDEC surfaces,
+/// `from_raw`) are the caller's to keep alive and ordered.
+pub struct FrameBatch<'a> {
     pub format: FrameFormat,
     pub width: usize,
     pub height: usize,
@@ -52,16 +55,70 @@ pub struct FrameBatch {
     count: usize,
     /// Frame (or luma) pointers, then for NV12 the chroma pointers.
     table: CudaSlice<u64>,
+    planes: Vec<&'a CudaSlice<u8>>,
 }
 
-impl FrameBatch {
-    /// `planes[i]` is frame i's pointer (BGR) or its (luma, chroma) pointers (NV12).
-    pub fn new(
+impl<'a> FrameBatch<'a> {
+    /// Frames in our own buffers: `planes` holds one buffer per frame (BGR) or the luma and
+    /// chroma buffers of each frame in turn (NV12).
+    pub fn from_slices(
+        stream: &Arc<CudaStream>,
+        format: FrameFormat,
+        dims: (usize, usize, usize),
+        planes: &'a [CudaSlice<u8>],
+    ) -> Result<FrameBatch<'a>> {
+        let per_frame = match format {
+            FrameFormat::Bgr => 1,
+            FrameFormat::Nv12(_) => 2,
+        };
+        let short = planes
+            .iter()
+            .enumerate()
+            .any(|(i, p)| p.len() < plane_len(format, dims, i % per_frame));
+        if planes.len() % per_frame != 0 || short {
+            return Err(Error::Gpu(format!(
+                "{} frame buffers for {per_frame} plane(s) per frame, or one smaller than a frame of {}×{} with pitch {}",
+                planes.len(),
+                dims.0,
+                dims.1,
+                dims.2
+            )));
+        }
+        let pointers: Vec<(u64, u64)> = planes
+            .chunks(per_frame)
+            .map(|f| {
+                let luma = f[0].device_ptr(stream).0;
+                let chroma = f.get(1).map_or(0, |c| c.device_ptr(stream).0);
+                (luma, chroma)
+            })
+            .collect();
+        let mut batch = Self::build(stream, format, dims, &pointers)?;
+        batch.planes = planes.iter().collect();
+        Ok(batch)
+    }
+
+    /// Frames in memory we do not own, e.g. NVDEC surfaces: `planes[i]` is frame i's pointer
+    /// (BGR) or its (luma, chroma) pointers (NV12).
+    ///
+    /// # Safety
+    /// Every pointer must hold a frame of `dims` (width, height, pitch) in this GPU's memory, stay
+    /// allocated and unmodified until the kernels that read it have run (order later writers after
+    /// them with an event), and be written before those kernels start.
+    pub unsafe fn from_raw(
+        stream: &Arc<CudaStream>,
+        format: FrameFormat,
+        dims: (usize, usize, usize),
+        planes: &[(u64, u64)],
+    ) -> Result<FrameBatch<'static>> {
+        FrameBatch::build(stream, format, dims, planes)
+    }
+
+    fn build(
         stream: &Arc<CudaStream>,
         format: FrameFormat,
         (width, height, pitch): (usize, usize, usize),
         planes: &[(u64, u64)],
-    ) -> Result<FrameBatch> {
+    ) -> Result<FrameBatch<'a>> {
         let min_pitch = match format {
             FrameFormat::Bgr => width * 3,
             FrameFormat::Nv12(_) => width.div_ceil(2) * 2,
@@ -86,6 +143,7 @@ impl FrameBatch {
             pitch,
             count: planes.len(),
             table,
+            planes: Vec::new(),
         })
     }
 
@@ -103,6 +161,79 @@ impl FrameBatch {
 
     fn chroma(&self) -> CudaView<'_, u64> {
         self.table.slice(self.count..)
+    }
+
+    /// For a launch on `stream`: waits for the tracked frames' last writes now and records their
+    /// read when the returned guards are dropped (after the launch is queued).
+    fn track<'s>(&'s self, stream: &'s CudaStream) -> Vec<SyncOnDrop<'s>> {
+        self.planes.iter().map(|p| p.device_ptr(stream).1).collect()
+    }
+}
+
+/// Bytes a plane of `format` at `dims` needs (plane 0: BGR image or luma; plane 1: chroma).
+fn plane_len(
+    format: FrameFormat,
+    (_, height, pitch): (usize, usize, usize),
+    plane: usize,
+) -> usize {
+    match (format, plane) {
+        (FrameFormat::Nv12(_), 1) => pitch * height.div_ceil(2),
+        _ => pitch * height,
+    }
+}
+
+/// Faces to warp, uploaded: which frame of the batch each comes from (checked against the batch:
+/// an index past the pointer table would read arbitrary memory) and its chip → frame matrix.
+pub struct FaceTable {
+    count: usize,
+    /// The size of the batch the frame indices were checked against.
+    batch: usize,
+    face_frame: CudaSlice<i32>,
+    chip_to_frame: CudaSlice<f64>,
+}
+
+impl FaceTable {
+    /// `faces[j]`: (frame index in `frames`, 2×3 chip → frame matrix).
+    pub fn upload(
+        stream: &Arc<CudaStream>,
+        frames: &FrameBatch<'_>,
+        faces: &[(usize, [f64; 6])],
+    ) -> Result<FaceTable> {
+        let mut index = Vec::with_capacity(faces.len());
+        for (f, _) in faces {
+            if *f >= frames.len() {
+                return Err(Error::Gpu(format!(
+                    "face refers to frame {f} of a batch of {}",
+                    frames.len()
+                )));
+            }
+            index.push(*f as i32);
+        }
+        let mut matrices: Vec<f64> = faces.iter().flat_map(|(_, m)| *m).collect();
+        // No faces is a valid no-op (`warp_faces` launches nothing); the buffers still need an
+        // element to exist.
+        index.resize(index.len().max(1), 0);
+        matrices.resize(matrices.len().max(6), 0.0);
+        let face_frame = stream
+            .clone_htod(&index)
+            .map_err(gpu("uploading the face table"))?;
+        let chip_to_frame = stream
+            .clone_htod(&matrices)
+            .map_err(gpu("uploading the face table"))?;
+        Ok(FaceTable {
+            count: faces.len(),
+            batch: frames.len(),
+            face_frame,
+            chip_to_frame,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 }
 
@@ -159,7 +290,7 @@ impl Kernels {
     pub fn model_input<T: InputElement + DeviceRepr>(
         &self,
         stream: &Arc<CudaStream>,
-        frames: &FrameBatch,
+        frames: &FrameBatch<'_>,
         r: Resize,
         canvas: (usize, usize),
         n: Normalize,
@@ -180,6 +311,7 @@ impl Kernels {
             frames.len() * 3 * canvas.0 * canvas.1,
         )?;
         let cfg = grid(canvas.0, canvas.1, frames.len(), (TILE, TILE))?;
+        let tracked = frames.track(stream);
         let (pitch, cw, ch) = (frames.pitch as i32, canvas.0 as i32, canvas.1 as i32);
         let luma = frames.luma();
         let chroma = frames.chroma();
@@ -212,6 +344,7 @@ impl Kernels {
                 unsafe { b.launch(cfg) }
             }
         };
+        drop(tracked);
         launched
             .map(drop)
             .map_err(gpu("launching the model-input kernel"))
@@ -231,7 +364,10 @@ impl Kernels {
         counts: &mut CudaViewMut<'_, i32>,
         rows: &mut CudaViewMut<'_, f32>,
     ) -> Result<()> {
-        let priors = conf.len() / 2 / frames.max(1);
+        if frames == 0 {
+            return Ok(());
+        }
+        let priors = conf.len() / 2 / frames;
         check_len("candidate scores", conf.len(), frames * priors * 2)?;
         check_len("candidate boxes", loc.len(), frames * priors * 4)?;
         check_len("candidate landmarks", landmarks.len(), frames * priors * 10)?;
@@ -257,37 +393,30 @@ impl Kernels {
             .map_err(gpu("launching the candidate kernel"))
     }
 
-    /// One `size`² BGR chip per face: face j is warped from frame `faces[j].0` of the batch
-    /// with its chip → frame matrix `faces[j].1`; black outside the frame. The face table (a few
-    /// KiB) is uploaded here, from the stream's memory pool.
+    /// One `size`² BGR chip per face of `faces`: face j is warped from its frame with its chip →
+    /// frame matrix; black outside the frame. No faces: nothing is launched.
     pub fn warp_faces(
         &self,
         stream: &Arc<CudaStream>,
-        frames: &FrameBatch,
-        faces: &[(usize, [f64; 6])],
+        frames: &FrameBatch<'_>,
+        faces: &FaceTable,
         size: usize,
         chips: &mut CudaViewMut<'_, u8>,
     ) -> Result<()> {
-        let mut index = Vec::with_capacity(faces.len());
-        for (f, _) in faces {
-            if *f >= frames.len() {
-                // An index past the pointer table would read arbitrary memory.
-                return Err(Error::Gpu(format!(
-                    "face refers to frame {f} of a batch of {}",
-                    frames.len()
-                )));
-            }
-            index.push(*f as i32);
+        if faces.is_empty() {
+            return Ok(());
         }
-        let matrices: Vec<f64> = faces.iter().flat_map(|(_, m)| *m).collect();
-        let face_frame = stream
-            .clone_htod(&index)
-            .map_err(gpu("uploading the face table"))?;
-        let chip_to_frame = stream
-            .clone_htod(&matrices)
-            .map_err(gpu("uploading the face table"))?;
+        if faces.batch != frames.len() {
+            return Err(Error::Gpu(format!(
+                "a face table for a batch of {} frames used with a batch of {}",
+                faces.batch,
+                frames.len()
+            )));
+        }
+        let (face_frame, chip_to_frame) = (&faces.face_frame, &faces.chip_to_frame);
         check_len("chips", chips.len(), faces.len() * size * size * 3)?;
         let cfg = grid(size, size, faces.len(), (TILE, TILE))?;
+        let tracked = frames.track(stream);
         let (pitch, w, h, s) = (
             frames.pitch as i32,
             frames.width as i32,
@@ -303,8 +432,8 @@ impl Kernels {
                     .arg(&pitch)
                     .arg(&w)
                     .arg(&h)
-                    .arg(&face_frame)
-                    .arg(&chip_to_frame)
+                    .arg(face_frame)
+                    .arg(chip_to_frame)
                     .arg(&s)
                     .arg(chips);
                 // SAFETY: argument types and order are the kernel's; sizes and frame indices
@@ -319,14 +448,15 @@ impl Kernels {
                     .arg(&k)
                     .arg(&w)
                     .arg(&h)
-                    .arg(&face_frame)
-                    .arg(&chip_to_frame)
+                    .arg(face_frame)
+                    .arg(chip_to_frame)
                     .arg(&s)
                     .arg(chips);
                 // SAFETY: as above.
                 unsafe { b.launch(cfg) }
             }
         };
+        drop(tracked);
         launched
             .map(drop)
             .map_err(gpu("launching the alignment kernel"))

@@ -62,9 +62,10 @@ pub fn program_source() -> String {
 }
 
 /// Folders searched for CUDA libraries, in order: `$FACETV_CUDA_LIB_DIR`, the project's
-/// `.facetv/cuda` (where `scripts/setup.sh` puts the NVRTC wheel), pip-installed NVIDIA wheels
-/// (`site-packages/nvidia/*/lib`, e.g. PyTorch's), the CUDA toolkit.
-fn library_dirs() -> Vec<PathBuf> {
+/// `.facetv/cuda` (where `scripts/setup.sh` puts the NVRTC wheel, and `--gpu` the CUDA, cuDNN and
+/// TensorRT wheels), pip-installed NVIDIA wheels (`site-packages/nvidia/*/lib`, e.g. PyTorch's;
+/// `tensorrt_libs`), the CUDA toolkit.
+pub fn library_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("FACETV_CUDA_LIB_DIR")
         .map(PathBuf::from)
         .into_iter()
@@ -80,6 +81,10 @@ fn library_dirs() -> Vec<PathBuf> {
                 .collect();
             libs.sort();
             dirs.extend(libs);
+        }
+        let tensorrt = root.join("tensorrt_libs");
+        if tensorrt.is_dir() {
+            dirs.push(tensorrt);
         }
     }
     dirs.extend(["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"].map(PathBuf::from));
@@ -99,8 +104,17 @@ fn python_site_packages() -> Vec<PathBuf> {
     }
 }
 
-/// Loads the first `prefix*` library found (e.g. `libnvrtc.so.13`) with its symbols global, so
-/// cudarc's own lookup by name finds it already loaded. Returns the file loaded.
+/// Loads the library at `path` with its symbols global, so later lookups by name (cudarc's, ONNX
+/// Runtime's) find it already loaded. The handle is kept for the process.
+pub fn load_global(path: &std::path::Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: dlopen of a shared library by path.
+    !unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) }.is_null()
+}
+
+/// Loads the first `prefix*` library found (e.g. `libnvrtc.so.13`). Returns the file loaded.
 fn preload(prefix: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -116,15 +130,8 @@ fn preload(prefix: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
             })
             .collect();
         found.sort();
-        for path in found {
-            let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-                continue;
-            };
-            // SAFETY: dlopen of a shared library by path; the handle is kept for the process.
-            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-            if !handle.is_null() {
-                return Some(path);
-            }
+        if let Some(path) = found.into_iter().find(|p| load_global(p)) {
+            return Some(path);
         }
     }
     None
@@ -161,7 +168,7 @@ pub fn ensure_driver() -> Result<()> {
     }
     Err(Error::Gpu(
         "the NVIDIA driver library (libcuda.so.1) was not found: the GPU path needs an NVIDIA GPU \
-         with driver 580 or newer (CUDA 13); without one, run without --device (the CPU path)"
+         with driver 580 or newer (CUDA 13); without one, use --device cpu (or auto, which falls back to the CPU)"
             .into(),
     ))
 }
@@ -175,7 +182,8 @@ fn compile_options(arch: &str) -> [String; 3] {
     ]
 }
 
-/// The kernels compiled for `arch`, from the cache in `$FACETV_HOME/cache/kernels` or compiled
+/// The kernels compiled for `arch`, from the cache (`$FACETV_KERNEL_CACHE`, default
+/// `$FACETV_HOME/cache/kernels`) or compiled
 /// now and stored there (atomically; a cache that cannot be written only costs the compile
 /// next time). The file name covers the source, the options and NVRTC's version, so a changed
 /// kernel or NVRTC never gets a stale binary.
@@ -192,9 +200,10 @@ pub fn cubin_for(arch: &str) -> Result<Vec<u8>> {
     key.update(compile_options(arch).join(" "));
     key.update(format!("nvrtc {major}.{minor}"));
     let digest = hex::encode(key.finalize());
-    let path = crate::home::facetv_home()
-        .join("cache/kernels")
-        .join(format!("{arch}-{}.cubin", &digest[..16]));
+    let dir = std::env::var_os("FACETV_KERNEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::home::facetv_home().join("cache/kernels"));
+    let path = dir.join(format!("{arch}-{}.cubin", &digest[..16]));
     if let Ok(cubin) = std::fs::read(&path) {
         return Ok(cubin);
     }
@@ -230,7 +239,8 @@ pub fn compile(arch: &str) -> Result<Vec<u8>> {
                 let log = result::get_program_log(program)
                     .map(|l| {
                         String::from_utf8_lossy(&l.iter().map(|c| *c as u8).collect::<Vec<_>>())
-                            .into_owned()
+                            .trim_end_matches('\0')
+                            .to_string()
                     })
                     .unwrap_or_default();
                 Err(err("NVRTC", format!("{e}\n{log}")))

@@ -3,9 +3,10 @@
 //! or a smaller size gets it again (the smallest free buffer that is large enough). The logic is
 //! generic over the allocator: the GPU path allocates device memory, the tests host memory.
 //!
-//! A device buffer handed back may still be in use by queued GPU work; that is safe because
-//! cudarc records every launch's reads and writes of a buffer and makes the next user's stream
-//! wait for them.
+//! A device buffer handed back may still be in use by queued GPU work. cudarc records the reads
+//! and writes of buffers passed to its launches and copies and makes the next user wait for them;
+//! a buffer whose pointer went elsewhere (to ONNX Runtime, or read by more than one stream) must be
+//! ordered by the caller with `device::handoff` before it is dropped.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,8 +111,8 @@ impl<A: Allocator> Drop for Pooled<A> {
     }
 }
 
-/// Device memory of elements `T`, allocated on a stream (zeroed, so no buffer ever exposes
-/// another batch's leftovers by accident).
+/// Device memory of elements `T`, allocated (zeroed) on a stream. A reused buffer keeps the
+/// previous batch's values: every kernel writes all of its output, so none are read.
 pub struct DeviceAllocator<T> {
     stream: Arc<cudarc::driver::CudaStream>,
     _element: std::marker::PhantomData<fn() -> T>,
@@ -135,8 +136,8 @@ where
     fn allocate(&self, len: usize) -> Result<Self::Buffer> {
         self.stream.alloc_zeros::<T>(len.max(1)).map_err(|e| {
             crate::error::Error::Gpu(format!(
-                "cannot allocate {} MiB of device memory: {e} (too many videos or too large a batch for this GPU's memory?)",
-                (len * std::mem::size_of::<T>()) >> 20
+                "cannot allocate {:.1} MiB of device memory: {e} (too many videos or too large a batch for this GPU's memory?)",
+                (len * std::mem::size_of::<T>()) as f64 / (1 << 20) as f64
             ))
         })
     }

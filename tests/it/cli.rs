@@ -105,3 +105,124 @@ fn usage_errors_name_the_problem_and_exit_2() {
         );
     }
 }
+
+#[test]
+fn device_choice_without_a_gpu_is_explicit() {
+    // No NVIDIA driver on CI: asking for a GPU is an error that names what is missing; `auto`
+    // runs on the CPU and records it; a malformed list is a usage error.
+    let clip = crate::common::media("videos/faces_chaplin_bw.mp4");
+    let clip = clip.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (code, text) = run(&[
+        "-q",
+        "--input",
+        clip,
+        "--output",
+        &out("gpu"),
+        "--device",
+        "0",
+    ]);
+    if code == 2 && text.contains("libcuda.so.1") {
+        assert!(text.contains("--device cpu"), "{text}");
+    } else {
+        // A machine with a driver: without the GPU build of ONNX Runtime the sessions refuse.
+        assert!(code == 0 || text.contains("cannot run on GPU 0"), "{text}");
+    }
+    let (code, text) = run(&[
+        "-q",
+        "--input",
+        clip,
+        "--output",
+        &out("auto"),
+        "--device",
+        "auto",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let summary =
+        std::fs::read_to_string(dir.path().join("auto/faces_chaplin_bw_summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let device = v["options"]["device"].as_str().unwrap_or_default();
+    assert!(device == "cpu" || device.starts_with("cuda-"), "{summary}");
+    for bad in ["x", "0,0", "1,a"] {
+        let (code, text) = run(&["--input", clip, "--output", &out("bad"), "--device", bad]);
+        assert_eq!(code, 2, "{bad}: {text}");
+    }
+}
+
+#[test]
+fn compare_runs_matches_faces_and_flags_changed_ages() {
+    // The tool docs/GPU.md uses to compare the GPU path with the CPU path, on two CPU runs.
+    let clip = crate::common::media("videos/faces_hamilton_whitehouse.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name);
+    for (name, batch) in [("a", "8"), ("b", "3")] {
+        let (code, text) = run(&[
+            "-q",
+            "--device",
+            "cpu",
+            "--input",
+            clip.to_str().unwrap(),
+            "--output",
+            out(name).to_str().unwrap(),
+            "--batch-frames",
+            batch,
+        ]);
+        assert_eq!(code, 0, "{text}");
+    }
+    let compare = |b: &std::path::Path, age: &str| {
+        let o = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/compare_runs.py"
+            ))
+            .args([
+                out("a").to_str().unwrap(),
+                b.to_str().unwrap(),
+                "--age",
+                age,
+            ])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, text) = compare(&out("b"), "0.05");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("unmatched (IoU < 0.95): 0 of the first, 0 of the second"),
+        "{text}"
+    );
+    // Every age one year older in a copy: over the limit.
+    let c = out("c");
+    std::fs::create_dir(&c).unwrap();
+    for entry in std::fs::read_dir(out("b")).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with("_age_gender.tsv") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let shifted: Vec<String> = text
+                .lines()
+                .enumerate()
+                .map(|(i, line)| {
+                    let mut f: Vec<String> = line.split('\t').map(String::from).collect();
+                    if i > 0 {
+                        f[2] = format!("{}", f[2].parse::<f64>().unwrap() + 1.0);
+                    }
+                    f.join("\t")
+                })
+                .collect();
+            std::fs::write(c.join(&name), shifted.join("\n") + "\n").unwrap();
+        } else if name.ends_with(".tsv") {
+            std::fs::copy(&p, c.join(&name)).unwrap();
+        }
+    }
+    let (code, text) = compare(&c, "0.5");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("DIFFER") && text.contains("max 1.0000"),
+        "{text}"
+    );
+}

@@ -27,7 +27,10 @@ pub fn store() -> ModelStore {
 }
 
 pub fn session() -> SessionOptions {
-    SessionOptions { intra_threads: 2 }
+    SessionOptions {
+        intra_threads: 2,
+        ..SessionOptions::default()
+    }
 }
 
 pub fn detector(name: &str, threshold: f32) -> OnnxDetector {

@@ -1,6 +1,9 @@
 //! ONNX Runtime: finding the shared library, loading it once per process, and building sessions
 //! with explicit threading and no silent execution-provider fallback.
 
+pub mod binding;
+pub mod providers;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -9,12 +12,14 @@ use ort::session::Session;
 
 use crate::error::{Error, Result};
 use crate::home;
+use crate::models::ModelSpec;
 
 static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
 static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Resolves the ONNX Runtime library: `explicit` (the `--ort-lib` flag), `$FACETV_ORT_LIB`,
-/// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in `<facetv home>/lib` or beside the executable.
+/// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in `<facetv home>/cuda/onnxruntime/capi` (the GPU
+/// build), `<facetv home>/lib`, or beside the executable.
 pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
@@ -24,7 +29,12 @@ pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
             return Ok(PathBuf::from(p));
         }
     }
-    let mut dirs = vec![home::facetv_home().join("lib")];
+    // The GPU build (`scripts/setup.sh --gpu`) first: it runs on the CPU too, and its providers
+    // must be loaded from beside it.
+    let mut dirs = vec![
+        home::facetv_home().join("cuda/onnxruntime/capi"),
+        home::facetv_home().join("lib"),
+    ];
     if let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -113,6 +123,7 @@ fn check_shared_object(path: &Path) -> Result<()> {
 #[derive(Clone, Copy, Debug)]
 pub struct SessionOptions {
     pub intra_threads: usize,
+    pub provider: providers::Provider,
 }
 
 impl Default for SessionOptions {
@@ -121,15 +132,23 @@ impl Default for SessionOptions {
             intra_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            provider: providers::Provider::Cpu,
         }
     }
 }
 
-/// Opens an ONNX model on the CPU execution provider.
-pub fn open_session(name: &str, path: &Path, opts: SessionOptions) -> Result<Session> {
+/// Opens an ONNX model on the CPU, or on a GPU (`providers`); `max_side` is the longest canvas
+/// side a detector is fed (for the GPU's optimisation profile).
+pub fn open_session(
+    spec: &ModelSpec,
+    path: &Path,
+    opts: SessionOptions,
+    max_side: usize,
+) -> Result<Session> {
     let env = environment(None)?;
+    let name = spec.name.as_str();
     let model_err = |e: String| Error::model(name, path, e);
-    let mut builder = Session::builder(env)
+    let builder = Session::builder(env)
         .map_err(|e| model_err(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| model_err(e.to_string()))?
@@ -146,6 +165,28 @@ pub fn open_session(name: &str, path: &Path, opts: SessionOptions) -> Result<Ses
         // (measured: peak RSS of a 60-minute run doubled). Off, memory stays flat.
         .with_memory_pattern(false)
         .map_err(|e| model_err(e.to_string()))?;
+    let mut builder = match opts.provider {
+        providers::Provider::Cpu => builder,
+        providers::Provider::Gpu { device, precision } => {
+            let (builder, placement) =
+                providers::on_gpu(builder, spec, path, device, precision, max_side)?;
+            match &placement {
+                providers::Placement::TensorRt { engines } => tracing::info!(
+                    "model {name}: TensorRT on GPU {device} (engines in {})",
+                    engines.display()
+                ),
+                providers::Placement::Cuda {
+                    tensorrt_unavailable,
+                } => tracing::warn!(
+                    "model {name}: CUDA provider on GPU {device}; TensorRT unavailable: {tensorrt_unavailable}"
+                ),
+            }
+            // A node neither GPU provider takes must fail the session, not run on the CPU.
+            builder
+                .with_config_entry("session.disable_cpu_ep_fallback", "1")
+                .map_err(|e| model_err(e.to_string()))?
+        }
+    };
     builder
         .commit_from_file(path)
         .map_err(|e| model_err(format!("ONNX Runtime cannot load it ({e}); the file is damaged or not an ONNX model: delete it and run `facetv-gpu models fetch`")))
