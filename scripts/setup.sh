@@ -94,15 +94,23 @@ fi
 #     prefers this ONNX Runtime (it also runs on the CPU) and preloads the CUDA libraries from there.
 if ((gpu)) && ! compgen -G ".facetv/cuda/onnxruntime/capi/libonnxruntime.so.*" >/dev/null; then
   say "installing ONNX Runtime GPU ${ORT_GPU_VERSION}, CUDA 13 and cuDNN 9 libraries into .facetv/cuda"
+  # pip --target skips a top-level folder that exists (nvidia/, NVRTC's): install apart, merge.
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
-    --target .facetv/cuda "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU_VERSION}"
+    --target "$tmp/gpu" "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU_VERSION}"
+  mkdir -p .facetv/cuda
+  cp -a "$tmp/gpu/." .facetv/cuda/
 fi
 if ((gpu)) && [[ ! -d .facetv/cuda/tensorrt_libs ]]; then
   say "installing TensorRT ${TENSORRT_VERSION} into .facetv/cuda (NVIDIA's package index)"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
-    --no-deps --target .facetv/cuda --extra-index-url https://pypi.nvidia.com \
-    "tensorrt-cu13-libs==${TENSORRT_VERSION}" \
-    || echo "TensorRT could not be installed; the GPU path will use ONNX Runtime's CUDA provider" >&2
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  if "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+      --no-deps --target "$tmp/trt" --extra-index-url https://pypi.nvidia.com \
+      "tensorrt-cu13-libs==${TENSORRT_VERSION}"; then
+    cp -a "$tmp/trt/." .facetv/cuda/
+  else
+    echo "TensorRT could not be installed; the GPU path will use ONNX Runtime's CUDA provider" >&2
+  fi
 fi
 
 # 4. The binary.

@@ -33,6 +33,23 @@ pub struct Analyzer {
     pub backend: String,
 }
 
+impl Analyzer {
+    /// How results made by these models are labelled (`device` in the recorded options): the
+    /// placements of all models, e.g. `cpu`, `tensorrt-fp16`, or `tensorrt-fp16+cuda` when one
+    /// model fell back to the CUDA provider.
+    pub fn device_label(&self) -> String {
+        let mut labels: Vec<&str> = Vec::new();
+        let all = std::iter::once(self.finder.detector.placement())
+            .chain(self.classifier.models.iter().map(|m| m.placement()));
+        for label in all.map(|p| p.label()) {
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        labels.join("+")
+    }
+}
+
 /// The detect and align stage.
 pub struct FaceFinder {
     pub detector: Box<dyn Detector>,

@@ -16,7 +16,7 @@ use crate::image::BgrImage;
 use crate::models::{Family, ModelSpec};
 use crate::preprocess::fill_nchw;
 use crate::runtime::binding::{run_in_place, BoundInput};
-use crate::runtime::providers::MAX_BATCH;
+use crate::runtime::providers::{Placement, MAX_BATCH};
 use crate::runtime::{open_session, SessionOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,6 +30,8 @@ pub struct AgeGender {
 pub trait AgeGenderModel: Send {
     /// Short name written to the output tables (`imdb`, `utk`).
     fn name(&self) -> &str;
+    /// Where the model runs.
+    fn placement(&self) -> &Placement;
     fn classify(&mut self, chips: &[&BgrImage]) -> Result<Vec<AgeGender>>;
 }
 
@@ -37,6 +39,7 @@ pub struct OnnxAgeGender {
     spec: ModelSpec,
     session: Session,
     batched: bool,
+    placement: Placement,
 }
 
 impl OnnxAgeGender {
@@ -52,12 +55,13 @@ impl OnnxAgeGender {
             ));
         }
         let side = spec.input.size.map_or(0, |[w, h]| w.max(h));
-        let session = open_session(spec, path, session_opts, side)?;
+        let (session, placement) = open_session(spec, path, session_opts, side)?;
         let batched = check_io(spec, path, &session)?;
         Ok(OnnxAgeGender {
             spec: spec.clone(),
             session,
             batched,
+            placement,
         })
     }
 
@@ -105,13 +109,10 @@ impl OnnxAgeGender {
         };
         run_in_place(
             &mut self.session,
+            &self.spec.name,
             (self.spec.input.name.as_str(), input),
             read,
         )
-        .map_err(|message| Error::Inference {
-            model: self.spec.name.clone(),
-            message,
-        })
     }
 }
 
@@ -125,6 +126,10 @@ pub fn expected_age(probabilities: &[f32]) -> f32 {
 }
 
 impl AgeGenderModel for OnnxAgeGender {
+    fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     fn name(&self) -> &str {
         &self.spec.name
     }

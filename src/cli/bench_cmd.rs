@@ -10,7 +10,10 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
     if matches!(&a.device, DeviceArg::Gpus(list) if list.len() > 1) {
         bail!("bench measures one device: give one GPU number (or cpu)");
     }
-    let (mut analyzers, device) = open_analyzers(g, &a.model, 1, &a.device, a.precision)?;
+    // One pipeline: `auto` measures the first GPU.
+    let providers = super::providers(&a.device, a.precision);
+    let auto = a.device == DeviceArg::Auto;
+    let mut analyzers = open_analyzers(g, &a.model, 1, &providers[..1], auto)?;
     let run_args = RunArgs {
         input: vec![a.input.clone()],
         output: None,
@@ -29,7 +32,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         stall_timeout: 300,
         model: a.model.clone(),
     };
-    let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir(), device)?;
+    let cfg = job_config(&run_args, &analyzers[0], std::env::temp_dir())?;
     let report = crate::bench::run(&mut analyzers[0], &a.input, &cfg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -132,22 +132,6 @@ fn providers(device: &DeviceArg, precision: Precision) -> Vec<Provider> {
     }
 }
 
-/// The device as recorded with the results (outputs of the CPU, fp16 and fp32 engines differ in
-/// the last digits, so a results folder keeps to one).
-fn device_label(p: Provider) -> &'static str {
-    match p {
-        Provider::Cpu => "cpu",
-        Provider::Gpu {
-            precision: Precision::Fp16,
-            ..
-        } => "cuda-fp16",
-        Provider::Gpu {
-            precision: Precision::Fp32,
-            ..
-        } => "cuda-fp32",
-    }
-}
-
 fn detect_options(m: &ModelArgs) -> Result<DetectOptions> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&m.threshold),

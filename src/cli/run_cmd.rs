@@ -10,7 +10,7 @@ use super::Outcome;
 use crate::analyze::Analyzer;
 use crate::inputs::discover;
 use crate::pipeline::{run_job, JobConfig};
-use crate::runtime::providers::{Precision, Provider};
+use crate::runtime::providers::Provider;
 use crate::runtime::SessionOptions;
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
@@ -34,7 +34,9 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     if !(a.every.is_finite() && a.every > 0.0) {
         bail!("--every must be a positive number of seconds");
     }
-    let (analyzers, device) = open_analyzers(g, &a.model, a.jobs as usize, &a.device, a.precision)?;
+    let providers = super::providers(&a.device, a.precision);
+    let auto = a.device == DeviceArg::Auto;
+    let analyzers = open_analyzers(g, &a.model, a.jobs as usize, &providers, auto)?;
     let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
@@ -60,7 +62,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         work.len(),
         output.display()
     );
-    let cfg = job_config(a, &analyzers[0], output.clone(), device)?;
+    let cfg = job_config(a, &analyzers[0], output.clone())?;
     let progress = crate::progress::Progress::new(
         work.len(),
         g.quiet,
@@ -94,39 +96,39 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     })
 }
 
-/// One analyzer per parallel job (at least one per GPU asked for; jobs are spread over the GPUs
-/// in turn); on the CPU, ONNX Runtime's threads are shared out between them. `--device auto` falls
-/// back to the CPU, saying why, when the GPUs cannot run the models. Returns the analyzers and
-/// the device label recorded with the results.
+/// One analyzer per parallel job (at least one per GPU in `providers`; jobs are spread over the
+/// GPUs in turn); on the CPU, ONNX Runtime's threads are shared out between them. `auto`
+/// (`--device auto`): when the GPUs cannot run the models, say why and use the CPU.
 pub(super) fn open_analyzers(
     g: &GlobalArgs,
     m: &ModelArgs,
     jobs: usize,
-    device: &DeviceArg,
-    precision: Precision,
-) -> Result<(Vec<Analyzer>, &'static str)> {
-    crate::runtime::environment(g.ort_lib.as_deref())?;
-    let providers = super::providers(device, precision);
-    let opened = open_on(g, m, jobs, &providers);
-    let (analyzers, provider) = match opened {
-        Err(e) if *device == DeviceArg::Auto && providers[0] != Provider::Cpu => {
+    providers: &[Provider],
+    auto: bool,
+) -> Result<Vec<Analyzer>> {
+    let gpu = providers.iter().any(|p| *p != Provider::Cpu);
+    crate::runtime::environment_for(g.ort_lib.as_deref(), gpu)?;
+    let analyzers = match open_on(g, m, jobs, providers) {
+        Err(e) if auto && gpu && is_gpu_error(&e) => {
             tracing::warn!("--device auto: the GPUs cannot run the models ({e:#}); using the CPU");
-            (open_on(g, m, jobs, &[Provider::Cpu])?, Provider::Cpu)
+            open_on(g, m, jobs, &[Provider::Cpu])?
         }
-        opened => (opened?, providers[0]),
+        opened => opened?,
     };
-    match provider {
-        Provider::Cpu => tracing::info!("device: CPU"),
-        Provider::Gpu { .. } => tracing::info!(
-            "device: {} GPU(s), {} pipeline(s)",
-            providers.len(),
-            analyzers.len()
-        ),
-    }
+    tracing::info!(
+        "models on {} ({}), {} pipeline(s)",
+        analyzers[0].backend,
+        analyzers[0].device_label(),
+        analyzers.len()
+    );
     for missing in &analyzers[0].missing_optional {
         tracing::warn!("optional model '{missing}' is not installed; running without it (fetch it with `facetv-gpu models fetch {missing}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
     }
-    Ok((analyzers, super::device_label(provider)))
+    Ok(analyzers)
+}
+
+fn is_gpu_error(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<crate::Error>(), Some(crate::Error::Gpu(_)))
 }
 
 fn open_on(
@@ -157,12 +159,7 @@ fn open_on(
 }
 
 /// The job settings, with every option that shapes the results recorded for the summaries.
-pub(super) fn job_config(
-    a: &RunArgs,
-    analyzer: &Analyzer,
-    output: PathBuf,
-    device: &str,
-) -> Result<JobConfig> {
+pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> Result<JobConfig> {
     let detect = super::detect_options(&a.model)?;
     let options = json!({
         "every_s": a.every,
@@ -175,7 +172,7 @@ pub(super) fn job_config(
         "classifiers": analyzer.classifier_names(),
         "age_crops": analyzer.classifier.crops,
         "frames": a.frames,
-        "device": device,
+        "device": analyzer.device_label(),
         "chip_size": crate::align::CHIP_SIZE,
         "jpeg_quality": crate::sink::JPEG_QUALITY,
         // Batch composition can move the last digit of a model output, so it is part of the

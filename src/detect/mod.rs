@@ -21,7 +21,7 @@ use crate::image::BgrImage;
 use crate::models::{Family, ModelSpec};
 use crate::preprocess::{fill_nchw, resize_longer_side};
 use crate::runtime::binding::{run_in_place, BoundInput};
-use crate::runtime::providers::MAX_BATCH;
+use crate::runtime::providers::{Placement, MAX_BATCH};
 use crate::runtime::{open_session, SessionOptions};
 
 /// One detected face in frame pixels. Landmarks: left eye, right eye, nose, left mouth corner,
@@ -91,6 +91,8 @@ impl Default for DetectOptions {
 /// Anything that finds faces in a batch of frames.
 pub trait Detector: Send {
     fn name(&self) -> &str;
+    /// Where the model runs.
+    fn placement(&self) -> &Placement;
     /// Faces per frame, in the same order as `frames`.
     fn detect(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>>;
 }
@@ -103,6 +105,7 @@ pub struct OnnxDetector {
     opts: DetectOptions,
     /// Whether the graph takes a batch dimension larger than one.
     batched: bool,
+    placement: Placement,
 }
 
 impl OnnxDetector {
@@ -136,7 +139,7 @@ impl OnnxDetector {
                 )));
             }
         }
-        let session = open_session(spec, path, session_opts, opts.max_side)?;
+        let (session, placement) = open_session(spec, path, session_opts, opts.max_side)?;
         let batched = check_io(spec, path, &session)?;
         Ok(OnnxDetector {
             spec: spec.clone(),
@@ -144,6 +147,7 @@ impl OnnxDetector {
             decoder,
             opts,
             batched,
+            placement,
         })
     }
 
@@ -222,13 +226,10 @@ impl OnnxDetector {
         };
         run_in_place(
             &mut self.session,
+            &self.spec.name,
             (self.spec.input.name.as_str(), input),
             read,
         )
-        .map_err(|message| Error::Inference {
-            model: self.spec.name.clone(),
-            message,
-        })
     }
 
     /// NMS in detector pixels, back to frame pixels, filter small faces, order. Boxes keep the
@@ -320,6 +321,10 @@ pub(crate) fn check_io(spec: &ModelSpec, path: &Path, session: &Session) -> Resu
 }
 
 impl Detector for OnnxDetector {
+    fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     fn name(&self) -> &str {
         &self.spec.name
     }

@@ -13,7 +13,7 @@ use cudarc::driver::{sys, CudaSlice, CudaStream};
 use serde::Serialize;
 
 use super::device::Gpu;
-use super::fixtures::{frame, many_landmarks, nv12, SIZES};
+use super::fixtures::{detector_input, frame, input_spec, many_landmarks, nv12, SIZES};
 use super::launch::{FaceTable, FrameBatch, FrameFormat};
 use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
 use super::twin;
@@ -21,8 +21,8 @@ use crate::align::similarity::{chip_from_frame, invert};
 use crate::align::warp::warp_affine;
 use crate::error::{Error, Result};
 use crate::image::BgrImage;
-use crate::models::{ChannelOrder, InputSpec};
-use crate::preprocess::{fill_nchw, resize_longer_side};
+use crate::models::ChannelOrder;
+use crate::preprocess::fill_nchw;
 
 pub const F32_TOLERANCE: f64 = 1e-4;
 /// Timed launches per measurement (after three untimed ones).
@@ -198,25 +198,6 @@ fn copy_bandwidth(gpu: &Gpu, stream: &Arc<CudaStream>) -> Result<f64> {
             .map_err(gpu_err("copying"))
     })?;
     Ok(2.0 * len as f64 / (ms * 1e-3) / 1e9)
-}
-
-fn spec(order: ChannelOrder, mean: [f32; 3], std: [f32; 3]) -> InputSpec {
-    InputSpec {
-        name: "input".into(),
-        size: None,
-        multiple: 1,
-        channel_order: order,
-        mean,
-        std,
-    }
-}
-
-/// The CPU path's detector input for one BGR frame.
-fn detector_twin(img: &BgrImage, s: &InputSpec) -> Vec<f32> {
-    let r = resize_longer_side(img, 640);
-    let mut out = vec![0f32; 3 * 640 * 640];
-    fill_nchw(&r.image, s, 640, 640, &mut out);
-    out
 }
 
 struct Checker<'g> {
@@ -406,7 +387,7 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
         copy_gb_per_s,
         rows: Vec::new(),
     };
-    let det = spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
+    let det = input_spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
     let n = Normalize::from(&det);
 
     // Frames → detector input: every size, fp32 and fp16; the 32-frame 1080p batch timed.
@@ -415,7 +396,10 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
         let frames: Vec<BgrImage> = (0..count).map(|i| frame(w, h, 100 + i as u64)).collect();
         let planes = bgr_planes(&stream, &frames)?;
         let up = FrameBatch::from_slices(&stream, FrameFormat::Bgr, (w, h, w * 3), &planes)?;
-        let want: Vec<f32> = frames.iter().flat_map(|f| detector_twin(f, &det)).collect();
+        let want: Vec<f32> = frames
+            .iter()
+            .flat_map(|f| detector_input(f, &det))
+            .collect();
         let case = format!("{count}× {w}×{h} → 640");
         let timed = count == 32;
         c.model_input::<f32>(case.clone(), &up, (640, 640), n, &want, timed)?;
@@ -439,7 +423,9 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
                 FrameBatch::from_slices(&stream, FrameFormat::Nv12(k), (w, h, pitch), &planes)?;
             let want: Vec<f32> = host
                 .iter()
-                .flat_map(|(y, uv)| detector_twin(&twin::nv12_to_bgr(y, uv, w, h, pitch, &k), &det))
+                .flat_map(|(y, uv)| {
+                    detector_input(&twin::nv12_to_bgr(y, uv, w, h, pitch, &k), &det)
+                })
                 .collect();
             let range = if full { "full" } else { "limited" };
             let case = format!("{count}× {w}×{h} {matrix:?} {range} → 640");
@@ -451,7 +437,7 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
         }
     }
     // 256 chips → the classifiers' 64×64 input.
-    let cls = spec(ChannelOrder::Bgr, [0.0; 3], [1.0; 3]);
+    let cls = input_spec(ChannelOrder::Bgr, [0.0; 3], [1.0; 3]);
     let chips: Vec<BgrImage> = (0..256).map(|i| frame(224, 224, 300 + i)).collect();
     let planes = bgr_planes(&stream, &chips)?;
     let up = FrameBatch::from_slices(&stream, FrameFormat::Bgr, (224, 224, 224 * 3), &planes)?;

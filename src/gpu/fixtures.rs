@@ -4,6 +4,8 @@
 //! turned past 45°.
 
 use crate::image::BgrImage;
+use crate::models::{ChannelOrder, InputSpec};
+use crate::preprocess::{fill_nchw, resize_longer_side};
 
 /// Frame sizes every kernel is checked on: a single pixel, odd sizes, HD and UHD.
 pub const SIZES: [(usize, usize); 4] = [(1, 1), (37, 19), (1920, 1080), (3840, 2160)];
@@ -77,4 +79,25 @@ pub fn many_landmarks(w: f32, h: f32, count: usize, seed: u64) -> Vec<[[f32; 2];
         }))
         .take(count)
         .collect()
+}
+
+/// A model input convention with these channel order, mean and std (name and size unused).
+pub fn input_spec(order: ChannelOrder, mean: [f32; 3], std: [f32; 3]) -> InputSpec {
+    InputSpec {
+        name: "input".into(),
+        size: None,
+        multiple: 1,
+        channel_order: order,
+        mean,
+        std,
+    }
+}
+
+/// What the CPU path feeds a detector for `img`: the longer side resized to 640, top-left on a
+/// 640×640 canvas, normalised by `spec` (the twin of the model-input kernels).
+pub fn detector_input(img: &BgrImage, spec: &InputSpec) -> Vec<f32> {
+    let r = resize_longer_side(img, 640);
+    let mut out = vec![0f32; 3 * 640 * 640];
+    fill_nchw(&r.image, spec, 640, 640, &mut out);
+    out
 }

@@ -3,7 +3,7 @@
 //! twins, so agreement must be exact; the device check allows for GPU arithmetic.
 
 use super::emulated;
-use super::fixtures::{awkward_landmarks, frame, noise, nv12, SIZES};
+use super::fixtures::{awkward_landmarks, detector_input, frame, input_spec, noise, nv12, SIZES};
 use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
 use super::twin;
 use crate::align::similarity::{chip_from_frame, invert};
@@ -12,28 +12,9 @@ use crate::image::BgrImage;
 use crate::models::{ChannelOrder, InputSpec};
 use crate::preprocess::{fill_nchw, resize_longer_side};
 
-fn spec(order: ChannelOrder, mean: [f32; 3], std: [f32; 3]) -> InputSpec {
-    InputSpec {
-        name: "x".into(),
-        size: None,
-        multiple: 1,
-        channel_order: order,
-        mean,
-        std,
-    }
-}
-
-/// What the CPU path feeds the detector for `img`.
-fn cpu_detector_input(img: &BgrImage, s: &InputSpec) -> Vec<f32> {
-    let r = resize_longer_side(img, 640);
-    let mut out = vec![0f32; 3 * 640 * 640];
-    fill_nchw(&r.image, s, 640, 640, &mut out);
-    out
-}
-
 #[test]
 fn frames_to_detector_input_match_the_cpu_path() {
-    let s = spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
+    let s = input_spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
     for (w, h) in SIZES {
         let frames = [frame(w, h, 1), frame(w, h, 2)];
         let r = Resize::longer_side(w, h, 640);
@@ -44,17 +25,14 @@ fn frames_to_detector_input_match_the_cpu_path() {
             (640, 640),
             Normalize::from(&s),
         );
-        let want: Vec<f32> = frames
-            .iter()
-            .flat_map(|f| cpu_detector_input(f, &s))
-            .collect();
+        let want: Vec<f32> = frames.iter().flat_map(|f| detector_input(f, &s)).collect();
         assert!(got == want, "{w}x{h}");
     }
 }
 
 #[test]
 fn chips_to_classifier_input_match_the_cpu_path() {
-    let s = spec(ChannelOrder::Bgr, [0.0; 3], [1.0; 3]);
+    let s = input_spec(ChannelOrder::Bgr, [0.0; 3], [1.0; 3]);
     let chips: Vec<BgrImage> = (0..5).map(|i| frame(224, 224, 10 + i)).collect();
     let refs: Vec<&[u8]> = chips.iter().map(|c| c.data.as_slice()).collect();
     let got = emulated::bgr_to_model_input::<f32>(
@@ -73,7 +51,7 @@ fn chips_to_classifier_input_match_the_cpu_path() {
 
 #[test]
 fn nv12_frames_to_detector_input_match_the_twin_in_every_matrix_and_range() {
-    let s = spec(ChannelOrder::Bgr, [104.0, 117.0, 123.0], [1.0; 3]);
+    let s = input_spec(ChannelOrder::Bgr, [104.0, 117.0, 123.0], [1.0; 3]);
     for (matrix, full) in [
         (Matrix::Bt601, false),
         (Matrix::Bt709, false),
@@ -93,7 +71,7 @@ fn nv12_frames_to_detector_input_match_the_twin_in_every_matrix_and_range() {
             );
             let bgr = twin::nv12_to_bgr(&y, &uv, w, h, pitch, &k);
             assert!(
-                got == cpu_detector_input(&bgr, &s),
+                got == detector_input(&bgr, &s),
                 "{matrix:?} full={full} {w}x{h}"
             );
         }
@@ -277,7 +255,7 @@ fn half_conversion_rounds_to_nearest_even_like_the_half_crate() {
 
 #[test]
 fn half_precision_inputs_are_the_float_inputs_rounded() {
-    let s = spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
+    let s = input_spec(ChannelOrder::Rgb, [104.0, 117.0, 123.0], [1.0, 2.0, 57.5]);
     let (w, h) = (37, 19);
     let img = frame(w, h, 5);
     let r = Resize::longer_side(w, h, 640);
@@ -288,7 +266,7 @@ fn half_precision_inputs_are_the_float_inputs_rounded() {
         (640, 640),
         Normalize::from(&s),
     );
-    let want: Vec<u16> = cpu_detector_input(&img, &s)
+    let want: Vec<u16> = detector_input(&img, &s)
         .into_iter()
         .map(u16::from_f32)
         .collect();
@@ -304,7 +282,7 @@ fn half_precision_inputs_are_the_float_inputs_rounded() {
         Normalize::from(&s),
     );
     let bgr = twin::nv12_to_bgr(&y, &uv, w, h, pitch, &k);
-    let want: Vec<u16> = cpu_detector_input(&bgr, &s)
+    let want: Vec<u16> = detector_input(&bgr, &s)
         .into_iter()
         .map(u16::from_f32)
         .collect();

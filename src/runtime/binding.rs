@@ -75,8 +75,10 @@ impl<'a> BoundInput<'a> {
     /// Device memory at `ptr` on GPU `device`.
     ///
     /// # Safety
-    /// `ptr` must hold the shape's float32 values on that device, stay allocated while the
-    /// binding runs, and be written (kernels ordered) before the run starts.
+    /// `ptr` must hold the shape's float32 values on that device and stay allocated while the run
+    /// lasts, and the kernels writing it must have finished before the run starts: ONNX Runtime
+    /// runs on its own stream, so synchronise the producing stream from the host first (or give
+    /// the providers that stream as their compute stream).
     pub unsafe fn cuda(ptr: u64, device: i32, shape: [usize; 4]) -> BoundInput<'a> {
         BoundInput {
             ptr: ptr as *mut f32,
@@ -91,9 +93,21 @@ impl<'a> BoundInput<'a> {
     }
 }
 
-/// Runs `session` on `input` (its graph input `input_name`) and hands the outputs, in host
-/// memory, to `read`.
+/// Runs `session` (model `model`) on `input` (its graph input `input_name`) and hands the
+/// outputs, in host memory, to `read`; a failure is the model's inference error.
 pub fn run_in_place<T>(
+    session: &mut Session,
+    model: &str,
+    (input_name, input): (&str, &BoundInput<'_>),
+    read: impl FnOnce(&SessionOutputs<'_>) -> std::result::Result<T, String>,
+) -> Result<T> {
+    run(session, (input_name, input), read).map_err(|message| Error::Inference {
+        model: model.to_string(),
+        message,
+    })
+}
+
+fn run<T>(
     session: &mut Session,
     (input_name, input): (&str, &BoundInput<'_>),
     read: impl FnOnce(&SessionOutputs<'_>) -> std::result::Result<T, String>,

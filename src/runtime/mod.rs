@@ -18,9 +18,10 @@ static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
 static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Resolves the ONNX Runtime library: `explicit` (the `--ort-lib` flag), `$FACETV_ORT_LIB`,
-/// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in `<facetv home>/cuda/onnxruntime/capi` (the GPU
-/// build), `<facetv home>/lib`, or beside the executable.
-pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
+/// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in `<facetv home>/lib` (the CPU build) and
+/// `<facetv home>/cuda/onnxruntime/capi` (the GPU build; first when `gpu`), or beside the
+/// executable.
+pub fn find_ort_library(explicit: Option<&Path>, gpu: bool) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
@@ -29,12 +30,17 @@ pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
             return Ok(PathBuf::from(p));
         }
     }
-    // The GPU build (`scripts/setup.sh --gpu`) first: it runs on the CPU too, and its providers
-    // must be loaded from beside it.
-    let mut dirs = vec![
-        home::facetv_home().join("cuda/onnxruntime/capi"),
+    // The GPU build (`scripts/setup.sh --gpu`; its providers are loaded from beside it) for GPU
+    // runs, the CPU build for CPU runs; either stands in for the other when alone.
+    let (cpu_build, gpu_build) = (
         home::facetv_home().join("lib"),
-    ];
+        home::facetv_home().join("cuda/onnxruntime/capi"),
+    );
+    let mut dirs = if gpu {
+        vec![gpu_build, cpu_build]
+    } else {
+        vec![cpu_build, gpu_build]
+    };
     if let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -69,6 +75,15 @@ fn newest_library_in(dir: &Path) -> Option<PathBuf> {
 
 /// Loads ONNX Runtime (once per process) and returns the environment.
 pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment> {
+    environment_for(explicit, false)
+}
+
+/// As `environment`; `gpu`: the models are to run on a GPU, so the GPU build installed by
+/// `scripts/setup.sh --gpu` is preferred (CPU runs keep the CPU build even where both exist).
+pub fn environment_for(
+    explicit: Option<&Path>,
+    gpu: bool,
+) -> Result<&'static ort::environment::Environment> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
@@ -76,7 +91,7 @@ pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment:
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let path = find_ort_library(explicit)?;
+    let path = find_ort_library(explicit, gpu)?;
     check_shared_object(&path)?;
     // ort reports a library it cannot use as an error; a panic inside the loader is turned into
     // one too so a bad file can never take the process down.
@@ -137,18 +152,18 @@ impl Default for SessionOptions {
     }
 }
 
-/// Opens an ONNX model on the CPU, or on a GPU (`providers`); `max_side` is the longest canvas
-/// side a detector is fed (for the GPU's optimisation profile).
+/// Opens an ONNX model on the CPU, or on a GPU (`providers`), and says where it ended up;
+/// `max_side` is the longest canvas side a detector is fed (for the GPU's optimisation profile).
 pub fn open_session(
     spec: &ModelSpec,
     path: &Path,
     opts: SessionOptions,
     max_side: usize,
-) -> Result<Session> {
+) -> Result<(Session, providers::Placement)> {
     let env = environment(None)?;
     let name = spec.name.as_str();
     let model_err = |e: String| Error::model(name, path, e);
-    let builder = Session::builder(env)
+    let mut builder = Session::builder(env)
         .map_err(|e| model_err(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| model_err(e.to_string()))?
@@ -165,29 +180,39 @@ pub fn open_session(
         // (measured: peak RSS of a 60-minute run doubled). Off, memory stays flat.
         .with_memory_pattern(false)
         .map_err(|e| model_err(e.to_string()))?;
-    let mut builder = match opts.provider {
-        providers::Provider::Cpu => builder,
-        providers::Provider::Gpu { device, precision } => {
-            let (builder, placement) =
-                providers::on_gpu(builder, spec, path, device, precision, max_side)?;
-            match &placement {
-                providers::Placement::TensorRt { engines } => tracing::info!(
-                    "model {name}: TensorRT on GPU {device} (engines in {})",
-                    engines.display()
-                ),
-                providers::Placement::Cuda {
-                    tensorrt_unavailable,
-                } => tracing::warn!(
-                    "model {name}: CUDA provider on GPU {device}; TensorRT unavailable: {tensorrt_unavailable}"
-                ),
-            }
-            // A node neither GPU provider takes must fail the session, not run on the CPU.
-            builder
-                .with_config_entry("session.disable_cpu_ep_fallback", "1")
-                .map_err(|e| model_err(e.to_string()))?
-        }
+    let providers::Provider::Gpu { device, precision } = opts.provider else {
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| model_err(format!("ONNX Runtime cannot load it ({e}); the file is damaged or not an ONNX model: delete it and run `facetv-gpu models fetch`")))?;
+        return Ok((session, providers::Placement::Cpu));
     };
-    builder
-        .commit_from_file(path)
-        .map_err(|e| model_err(format!("ONNX Runtime cannot load it ({e}); the file is damaged or not an ONNX model: delete it and run `facetv-gpu models fetch`")))
+    let (mut builder, placement) =
+        providers::on_gpu(builder, spec, path, device, precision, max_side)?;
+    // TensorRT builds or loads its engines while the session is made: one process at a time per
+    // engine folder.
+    let _lock = match &placement {
+        providers::Placement::TensorRt { engines, .. } => {
+            tracing::info!(
+                "model {name}: TensorRT on GPU {device} (engines in {}; the first run builds them, which takes minutes)",
+                engines.display()
+            );
+            providers::lock_engines(engines)
+        }
+        providers::Placement::Cuda {
+            tensorrt_unavailable,
+        } => {
+            tracing::warn!(
+                "model {name}: ONNX Runtime's CUDA provider on GPU {device}; TensorRT unavailable: {tensorrt_unavailable}"
+            );
+            None
+        }
+        providers::Placement::Cpu => None,
+    };
+    let session = builder.commit_from_file(path).map_err(|e| {
+        Error::Gpu(format!(
+            "model '{name}' cannot be set up on GPU {device} ({}): {e}",
+            placement.label()
+        ))
+    })?;
+    Ok((session, placement))
 }

@@ -3,7 +3,8 @@
 //! disk, keyed by model, GPU and TensorRT version; one optimisation profile covering the batch
 //! sizes the pipeline uses), with ONNX Runtime's CUDA provider behind it for any node TensorRT
 //! does not take, the CUDA provider alone when TensorRT cannot be registered, and an error —
-//! never a silent CPU run — when neither can (CPU fallback of single nodes is switched off too).
+//! never a silent CPU run — when the CUDA provider cannot be. (ONNX Runtime still gives the CPU
+//! the few shape-computation nodes the CUDA provider hands it, as it is designed to.)
 //!
 //! The GPU build of ONNX Runtime and the CUDA, cuDNN and TensorRT libraries come from the package
 //! registry (`scripts/setup.sh --gpu` installs the wheels into the project's `.facetv`) or the
@@ -45,11 +46,35 @@ pub enum Precision {
 }
 
 /// Where a session ended up.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Placement {
-    TensorRt { engines: PathBuf },
-    Cuda { tensorrt_unavailable: String },
+    Cpu,
+    TensorRt {
+        engines: PathBuf,
+        precision: Precision,
+    },
+    Cuda {
+        tensorrt_unavailable: String,
+    },
+}
+
+impl Placement {
+    /// How results made here are labelled (`device` in the options): the engines' arithmetic
+    /// shows in the last digits, so a results folder keeps to one label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Placement::Cpu => "cpu",
+            Placement::TensorRt {
+                precision: Precision::Fp16,
+                ..
+            } => "tensorrt-fp16",
+            Placement::TensorRt {
+                precision: Precision::Fp32,
+                ..
+            } => "tensorrt-fp32",
+            Placement::Cuda { .. } => "cuda",
+        }
+    }
 }
 
 /// TensorRT optimisation profile shapes, as the provider's options spell them
@@ -109,33 +134,53 @@ pub fn engine_dir(
     ))
 }
 
-/// Loads the CUDA, cuDNN and TensorRT libraries found in the project's `.facetv/cuda`, pip wheels
-/// and the CUDA toolkit, so ONNX Runtime's providers find them by name. Libraries that need
-/// another one first are retried until nothing more loads.
+/// The libraries ONNX Runtime's CUDA and TensorRT providers open by name (CUDA 13, cuDNN 9,
+/// TensorRT 10), by file-name prefix up to the major version.
+const GPU_LIBRARIES: [&str; 11] = [
+    "libcudart.so.13",
+    "libcublasLt.so.13",
+    "libcublas.so.13",
+    "libcufft.so.12",
+    "libcurand.so.10",
+    "libnvrtc.so.13",
+    "libcudnn",
+    "libnvinfer.so.10",
+    "libnvinfer_plugin.so.10",
+    "libnvonnxparser.so.10",
+    "libnvinfer_builder_resource.so.10",
+];
+
+/// Loads those libraries from the folders `gpu::library_dirs` lists, in its order (so
+/// `FACETV_CUDA_LIB_DIR` and the project's `.facetv/cuda` win over pip wheels elsewhere), one copy
+/// of each name; libraries that need another one first are retried until nothing more loads.
 fn preload_gpu_libraries() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
-        const WANTED: [&str; 8] = [
-            "libcudart.so",
-            "libcublasLt.so",
-            "libcublas.so",
-            "libcufft.so",
-            "libcurand.so",
-            "libcudnn",
-            "libnvinfer",
-            "libnvonnxparser",
-        ];
-        let mut pending: Vec<PathBuf> = crate::gpu::library_dirs()
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flat_map(|entries| entries.flatten().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| WANTED.iter().any(|w| n.starts_with(w)) && n.contains(".so"))
-            })
-            .collect();
-        pending.sort();
+        let wanted = |name: &str| {
+            GPU_LIBRARIES.iter().any(|w| name.starts_with(w))
+                && (!name.starts_with("libcudnn") || name.contains(".so.9"))
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut pending = Vec::new();
+        for dir in crate::gpu::library_dirs() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(wanted))
+                .collect();
+            files.sort();
+            for f in files {
+                // One file per soname (`libcudnn_ops.so.9` from the first folder that has it).
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let soname = name.split(".so").next().unwrap_or(name).to_string();
+                if seen.insert(soname) {
+                    pending.push(f);
+                }
+            }
+        }
         loop {
             let before = pending.len();
             pending.retain(|p| !crate::gpu::load_global(p));
@@ -177,28 +222,26 @@ pub fn on_gpu(
 ) -> Result<(SessionBuilder, Placement)> {
     preload_gpu_libraries();
     let (gpu_name, arch) = crate::gpu::device::describe(device)?;
-    let cuda = || {
-        ep::CUDA::default()
-            .with_device_id(device as i32)
-            .build()
-            .error_on_failure()
-    };
-    let tensorrt_failed = match tensorrt_version() {
-        None => "libnvinfer.so.10 (TensorRT 10) was not found".to_string(),
+    let (builder, placement) = match tensorrt_version() {
+        None => (
+            builder,
+            Placement::Cuda {
+                tensorrt_unavailable: "libnvinfer.so.10 (TensorRT 10) was not found".into(),
+            },
+        ),
         Some(version) => {
             let sha = match &spec.sha256 {
                 Some(s) => s.clone(),
                 None => crate::models::store::sha256_file(path)?,
             };
-            let dir = engine_dir(
+            let dir = engine_cache(&engine_dir(
                 &crate::home::facetv_home(),
                 &sha,
                 &gpu_name,
                 &arch,
                 &version,
                 precision,
-            );
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            ));
             let p = profile(&spec.input, max_side);
             let dir_text = dir.display().to_string();
             let tensorrt = ep::TensorRT::default()
@@ -213,39 +256,76 @@ pub fn on_gpu(
                 .with_profile_max_shapes(p.max)
                 .build()
                 .error_on_failure();
-            match builder.with_execution_providers([tensorrt, cuda()]) {
-                Ok(b) => return Ok((b, Placement::TensorRt { engines: dir })),
+            match builder.with_execution_providers([tensorrt]) {
+                Ok(b) => (
+                    b,
+                    Placement::TensorRt {
+                        engines: dir,
+                        precision,
+                    },
+                ),
                 Err(e) => {
                     let message = e.to_string();
-                    return match e.recover().with_execution_providers([cuda()]) {
-                        Ok(b) => Ok((
-                            b,
-                            Placement::Cuda {
-                                tensorrt_unavailable: message,
-                            },
-                        )),
-                        Err(c) => Err(neither(spec, device, &message, &c.to_string())),
-                    };
+                    (
+                        e.recover(),
+                        Placement::Cuda {
+                            tensorrt_unavailable: message,
+                        },
+                    )
                 }
             }
         }
     };
-    match builder.with_execution_providers([cuda()]) {
-        Ok(b) => Ok((
-            b,
-            Placement::Cuda {
-                tensorrt_unavailable: tensorrt_failed,
-            },
-        )),
-        Err(c) => Err(neither(spec, device, &tensorrt_failed, &c.to_string())),
+    // Behind TensorRT for the nodes it does not take, or alone.
+    let cuda = ep::CUDA::default()
+        .with_device_id(device as i32)
+        .build()
+        .error_on_failure();
+    match builder.with_execution_providers([cuda]) {
+        Ok(b) => Ok((b, placement)),
+        Err(e) => Err(Error::Gpu(format!(
+            "model '{}' cannot run on GPU {device}: ONNX Runtime's CUDA provider: {e}{}. The GPU path needs the GPU build of ONNX Runtime with CUDA 13 and cuDNN 9 (and TensorRT 10 for TensorRT): run scripts/setup.sh --gpu, see docs/GPU.md",
+            spec.name,
+            match &placement {
+                Placement::Cuda { tensorrt_unavailable } => format!("; TensorRT: {tensorrt_unavailable}"),
+                _ => String::new(),
+            }
+        ))),
     }
 }
 
-fn neither(spec: &ModelSpec, device: usize, tensorrt: &str, cuda: &str) -> Error {
-    Error::Gpu(format!(
-        "model '{}' cannot run on GPU {device}: TensorRT: {tensorrt}; CUDA provider: {cuda}. The GPU path needs the GPU build of ONNX Runtime with CUDA 13, cuDNN 9 and (for TensorRT) TensorRT 10: run scripts/setup.sh --gpu, see docs/GPU.md",
-        spec.name
-    ))
+/// The engine folder, made if missing; where it cannot be (a read-only image), a folder under
+/// the system's temporary directory, with a warning (engines are then rebuilt per machine).
+fn engine_cache(dir: &Path) -> PathBuf {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => dir.to_path_buf(),
+        Err(e) => {
+            let fallback = std::env::temp_dir()
+                .join("facetv-tensorrt")
+                .join(dir.file_name().unwrap_or_default());
+            tracing::warn!(
+                "cannot use {} for TensorRT engines ({e}); using {} (bind a writable cache folder to keep them)",
+                dir.display(),
+                fallback.display()
+            );
+            let _ = std::fs::create_dir_all(&fallback);
+            fallback
+        }
+    }
+}
+
+/// Holds an exclusive lock on an engine folder while a session is built, so processes sharing
+/// the folder (Slurm tasks on one file system) never read an engine another is still writing.
+pub fn lock_engines(dir: &Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .ok()?;
+    // SAFETY: flock on an open file descriptor; released when the file is closed.
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+    (locked == 0).then_some(file)
 }
 
 #[cfg(test)]
