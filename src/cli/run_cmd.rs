@@ -115,12 +115,15 @@ pub(super) fn open_analyzers(
         }
         opened => opened?,
     };
-    tracing::info!(
-        "models on {} ({}), {} pipeline(s)",
-        analyzers[0].backend,
-        analyzers[0].device_label(),
-        analyzers.len()
-    );
+    match analyzers[0].backend.as_str() {
+        "cpu" => tracing::info!("models on the CPU, {} pipeline(s)", analyzers.len()),
+        _ => tracing::info!(
+            "models on the GPU ({}), {} pipeline(s) over {} GPU(s)",
+            analyzers[0].device_label(),
+            analyzers.len(),
+            providers.len()
+        ),
+    }
     for missing in &analyzers[0].missing_optional {
         tracing::warn!("optional model '{missing}' is not installed; running without it (fetch it with `facetv-gpu models fetch {missing}` where the internet is reachable, or put its weights file in the model mirror: see models/README.md)");
     }

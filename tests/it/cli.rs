@@ -229,3 +229,43 @@ fn compare_runs_matches_faces_and_flags_changed_ages() {
         "{text}"
     );
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and the GPU build of ONNX Runtime (scripts/setup.sh --gpu); docs/GPU.md"]
+fn gpu_and_cpu_paths_find_the_same_faces_and_ages() {
+    // Its CPU twin is `compare_runs_matches_faces_and_flags_changed_ages`: the same comparison
+    // between two CPU runs.
+    let videos = crate::common::media("videos");
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    for (name, device, precision) in [
+        ("cpu", "cpu", "fp32"),
+        ("gpu32", "0", "fp32"),
+        ("gpu16", "0", "fp16"),
+    ] {
+        let (code, text) = run(&[
+            "-q",
+            "--input",
+            videos.to_str().unwrap(),
+            "--output",
+            &out(name),
+            "--device",
+            device,
+            "--precision",
+            precision,
+        ]);
+        assert_eq!(code, 0, "{name}: {text}");
+    }
+    for (name, age) in [("gpu32", "0.05"), ("gpu16", "0.5")] {
+        let o = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/compare_runs.py"
+            ))
+            .args([&out("cpu"), &out(name), "--iou", "0.95", "--age", age])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{name}: {text}");
+    }
+}
