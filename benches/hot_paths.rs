@@ -36,6 +36,7 @@ fn benches(c: &mut Criterion) {
                     1.0,
                     Sampling::Exact,
                     std::time::Duration::from_secs(60),
+                    None,
                 )
                 .unwrap();
                 src.next_sampled().unwrap();

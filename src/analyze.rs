@@ -31,6 +31,8 @@ pub struct Analyzer {
     pub missing_optional: Vec<String>,
     /// Where the models run: `cpu` or `cuda:N` (recorded in every summary).
     pub backend: String,
+    /// The GPU of a GPU pipeline: its videos are decoded there with NVDEC where possible.
+    pub gpu: Option<usize>,
 }
 
 impl Analyzer {
@@ -191,6 +193,10 @@ impl Analyzer {
             backend: match session.provider {
                 Provider::Cpu => "cpu".to_string(),
                 Provider::Gpu { device, .. } => format!("cuda:{device}"),
+            },
+            gpu: match session.provider {
+                Provider::Cpu => None,
+                Provider::Gpu { device, .. } => Some(device),
             },
             missing_optional,
         })

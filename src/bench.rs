@@ -60,7 +60,13 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone.
     let t = Instant::now();
-    let mut source = FfmpegSource::open(input, cfg.every, cfg.sampling, cfg.stall_timeout)?;
+    let mut source = FfmpegSource::open(
+        input,
+        cfg.every,
+        cfg.sampling,
+        cfg.stall_timeout,
+        analyzer.gpu,
+    )?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
         frames.push(f);

@@ -196,12 +196,14 @@ struct ScalerKey {
 
 impl FfmpegSource {
     /// Opens `path`; `stall_timeout` bounds how long any read may make no progress (a watchdog
-    /// against files and file systems that hang).
+    /// against files and file systems that hang); `nvdec`: decode on this GPU with NVDEC where
+    /// it can (`nvdec` module), else on the CPU.
     pub fn open(
         path: &Path,
         every: f64,
         sampling: Sampling,
         stall_timeout: Duration,
+        nvdec: Option<usize>,
     ) -> Result<FfmpegSource> {
         init();
         let err = |m: String| Error::video(path, FailureKind::NotAVideo, m);
@@ -254,9 +256,20 @@ impl FfmpegSource {
         };
         let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| err(format!("unsupported codec parameters: {e}")))?;
+        let hardware = nvdec.map(|device| super::nvdec::attach(&mut ctx, device));
+        let (decoder_name, decoder_fallback) = match hardware {
+            None => ("cpu", None),
+            Some(Ok(())) => ("nvdec", None),
+            Some(Err(why)) => {
+                tracing::warn!("{}: decoding on the CPU, not NVDEC: {why}", path.display());
+                ("cpu", Some(why))
+            }
+        };
         ctx.set_threading(ff::codec::threading::Config {
             kind: ff::codec::threading::Type::Frame,
-            count: 0,
+            // NVDEC does the work on the GPU: one thread keeps the decode surfaces at the
+            // minimum the stream needs, so many sessions fit on one GPU.
+            count: if decoder_name == "nvdec" { 1 } else { 0 },
             ..Default::default()
         });
         if sampling == Sampling::Keyframe {
@@ -358,6 +371,8 @@ impl FfmpegSource {
             } else {
                 TimestampSource::Stream
             },
+            decoder: decoder_name.into(),
+            decoder_fallback,
         };
         let nominal_rate = nominal.unwrap_or(25.0);
         Ok(FfmpegSource {
@@ -512,7 +527,14 @@ impl FfmpegSource {
     }
 
     fn convert(&mut self) -> Result<BgrImage> {
-        let f = &self.decoded;
+        let downloaded;
+        let f = if super::nvdec::on_gpu(&self.decoded) {
+            downloaded = super::nvdec::download(&self.decoded)
+                .map_err(|m| Error::video(&self.path, FailureKind::Other, m))?;
+            &downloaded
+        } else {
+            &self.decoded
+        };
         let sar = f.aspect_ratio();
         let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
             (sar.numerator(), sar.denominator())
@@ -650,6 +672,16 @@ impl FrameSource for FfmpegSource {
                 }
                 self.check_complete();
                 break;
+            }
+            if self.info.decoder == "nvdec" && !super::nvdec::on_gpu(&self.decoded) {
+                let format = format!("{:?}", self.decoded.format()).to_lowercase();
+                tracing::warn!(
+                    "{}: NVDEC declined this stream ({format}); decoding on the CPU",
+                    self.path.display()
+                );
+                self.info.decoder = "cpu".into();
+                self.info.decoder_fallback =
+                    Some(format!("NVDEC declined the stream's format ({format})"));
             }
             let (index, t) = self.index_and_time();
             self.stats.frames_decoded += 1;

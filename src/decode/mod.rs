@@ -1,7 +1,9 @@
 //! Decoding: a video file → its sampled frames as upright, display-aspect BGR images with their
-//! presentation index and timestamp. `ffmpeg.rs` is the CPU back end (FFmpeg software decoding).
+//! presentation index and timestamp. `ffmpeg.rs` drives FFmpeg (software decoding, or NVDEC on a
+//! GPU through `nvdec.rs`, with the CPU as the fallback).
 
 pub mod ffmpeg;
+pub mod nvdec;
 pub mod sampler;
 
 use serde::Serialize;
@@ -68,6 +70,10 @@ pub struct VideoInfo {
     /// Container or stream duration in seconds, when the file states one.
     pub duration: Option<f64>,
     pub timestamps: TimestampSource,
+    /// `nvdec` (the GPU's decoder) or `cpu` (FFmpeg's software decoder).
+    pub decoder: String,
+    /// Why a GPU run decoded this file on the CPU.
+    pub decoder_fallback: Option<String>,
 }
 
 /// Counters reported when decoding ends.

@@ -54,6 +54,7 @@ fn the_stage_graph_writes_what_a_serial_run_computes_in_the_same_order() {
         0.5,
         Sampling::Exact,
         std::time::Duration::from_secs(60),
+        None,
     )
     .unwrap();
     let mut serial = Vec::new();
@@ -164,4 +165,61 @@ fn keyframe_sampling_decodes_only_key_frames_and_gives_the_same_results_on_them(
     let (a, b) = (age_rows(&fast, "gop2"), age_rows(&exact, "gop2"));
     assert!(!a.is_empty());
     assert_eq!(a, b);
+}
+
+/// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU.
+fn sampled(clip: &Path, nvdec: Option<usize>) -> (FfmpegSource, Vec<(u64, f64, BgrImage)>) {
+    let mut source = FfmpegSource::open(
+        clip,
+        1.0,
+        Sampling::Exact,
+        std::time::Duration::from_secs(60),
+        nvdec,
+    )
+    .unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = source.next_sampled().unwrap() {
+        frames.push((f.index, f.timestamp, f.image));
+    }
+    (source, frames)
+}
+
+#[test]
+fn nvdec_decodes_the_same_frames_or_falls_back_to_the_cpu_and_says_why() {
+    // Without the NVIDIA driver (CI) asking for NVDEC decodes on the CPU, records why, and gives
+    // exactly the CPU decoder's frames; on a GPU node the same test checks NVDEC's frames against
+    // the CPU's (same samples, colours within the conversion's rounding).
+    for clip in [
+        "videos/faces_hamilton_whitehouse.mp4",
+        "videos/faces_hamilton_hevc.mkv",
+    ] {
+        let clip = media(clip);
+        let (_, cpu) = sampled(&clip, None);
+        let (source, gpu) = sampled(&clip, Some(0));
+        let info = source.info();
+        assert_eq!(gpu.len(), cpu.len(), "{}", clip.display());
+        for ((gi, gt, gimg), (ci, ct, cimg)) in gpu.iter().zip(&cpu) {
+            assert_eq!((gi, gt), (ci, ct));
+            assert_eq!((gimg.width, gimg.height), (cimg.width, cimg.height));
+            if info.decoder == "cpu" {
+                assert!(gimg.data == cimg.data);
+            } else {
+                let diff: u64 = gimg
+                    .data
+                    .iter()
+                    .zip(&cimg.data)
+                    .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                    .sum();
+                let mean = diff as f64 / gimg.data.len() as f64;
+                assert!(mean <= 1.0, "mean |Δ| {mean} on frame {gi}");
+            }
+        }
+        match info.decoder.as_str() {
+            "cpu" => {
+                let why = info.decoder_fallback.as_deref().unwrap_or_default();
+                assert!(why.contains("CUDA") || why.contains("NVDEC"), "{why}");
+            }
+            other => assert_eq!(other, "nvdec"),
+        }
+    }
 }

@@ -1,0 +1,128 @@
+//! NVDEC through FFmpeg's CUDA hardware decoding: the decoder writes every frame into GPU memory,
+//! in the GPU's primary context (the one cudarc and ONNX Runtime use), so the decoding work leaves
+//! the CPU. Only sampled frames are copied back to the host for the CPU stages (at one sample per
+//! second of 25 fps, 4 % of the frames).
+//!
+//! A stream NVDEC cannot take falls back to FFmpeg's software decoder: when the GPU, its driver or
+//! FFmpeg's support for the codec is missing, the whole file decodes on the CPU (`attach` says
+//! why, once); when NVDEC declines a stream's format (4:2:2, 4:4:4, some 10-bit profiles), FFmpeg
+//! itself offers the software format and `pick_format` takes it. Either way the frames and their
+//! sampling are the same; the summary records which decoder ran.
+
+use ffmpeg_next as ff;
+
+use ff::ffi::{AVCodecContext, AVHWDeviceType, AVPixelFormat};
+
+/// `AV_CUDA_USE_PRIMARY_CONTEXT` (libavutil/hwcontext_cuda.h): the device context retains the
+/// GPU's primary context instead of creating its own.
+const USE_PRIMARY_CONTEXT: i32 = 1;
+
+/// Sets up CUDA decoding of GPU `device` on an unopened decoder context, or says why it cannot
+/// (the caller then decodes on the CPU).
+pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<(), String> {
+    // SAFETY: the context is valid and not yet opened; the codec pointer is FFmpeg's static
+    // description; `hw_device_ctx` takes a reference we own, and `get_format` is a plain
+    // callback pointer FFmpeg calls from its decoding threads.
+    unsafe {
+        let raw = ctx.as_mut_ptr();
+        let codec = ff::ffi::avcodec_find_decoder((*raw).codec_id);
+        if codec.is_null() || !supports_cuda(codec) {
+            return Err(format!(
+                "FFmpeg has no NVDEC decoding for {:?}",
+                (*raw).codec_id
+            ));
+        }
+        let mut device_ref = std::ptr::null_mut();
+        let ordinal = std::ffi::CString::new(device.to_string()).expect("digits");
+        let status = ff::ffi::av_hwdevice_ctx_create(
+            &mut device_ref,
+            AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+            ordinal.as_ptr(),
+            std::ptr::null_mut(),
+            USE_PRIMARY_CONTEXT,
+        );
+        if status < 0 || device_ref.is_null() {
+            return Err(format!(
+                "no CUDA device {device} for decoding ({}): is the NVIDIA driver (libcuda.so.1, libnvcuvid.so.1) installed?",
+                ff::Error::from(status)
+            ));
+        }
+        (*raw).hw_device_ctx = device_ref;
+        (*raw).get_format = Some(pick_format);
+    }
+    Ok(())
+}
+
+/// Whether FFmpeg can decode this codec into CUDA frames from a device context.
+///
+/// # Safety
+/// `codec` must be one of FFmpeg's codec descriptions.
+unsafe fn supports_cuda(codec: *const ff::ffi::AVCodec) -> bool {
+    let method = ff::ffi::AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX as i32;
+    (0..)
+        .map(|i| ff::ffi::avcodec_get_hw_config(codec, i))
+        .take_while(|c| !c.is_null())
+        .any(|c| {
+            (*c).device_type == AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA
+                && (*c).methods & method != 0
+                && (*c).pix_fmt == AVPixelFormat::AV_PIX_FMT_CUDA
+        })
+}
+
+/// FFmpeg's format negotiation: CUDA frames when offered, else the software format FFmpeg
+/// prefers (NVDEC declined this stream's format).
+unsafe extern "C" fn pick_format(
+    ctx: *mut AVCodecContext,
+    formats: *const AVPixelFormat,
+) -> AVPixelFormat {
+    let mut p = formats;
+    while *p != AVPixelFormat::AV_PIX_FMT_NONE {
+        if *p == AVPixelFormat::AV_PIX_FMT_CUDA {
+            return *p;
+        }
+        p = p.add(1);
+    }
+    ff::ffi::avcodec_default_get_format(ctx, formats)
+}
+
+/// Whether a decoded frame lives in GPU memory.
+pub fn on_gpu(frame: &ff::frame::Video) -> bool {
+    frame.format() == ff::format::Pixel::CUDA
+}
+
+/// A GPU frame copied to the host (NV12, or P010 for 10-bit), with its timestamps and colour
+/// properties.
+pub fn download(frame: &ff::frame::Video) -> Result<ff::frame::Video, String> {
+    let mut host = ff::frame::Video::empty();
+    // SAFETY: both frames are valid; the destination is empty, so FFmpeg allocates it in the
+    // frames context's software format.
+    unsafe {
+        let status = ff::ffi::av_hwframe_transfer_data(host.as_mut_ptr(), frame.as_ptr(), 0);
+        if status < 0 {
+            return Err(format!(
+                "copying a decoded frame from the GPU failed: {}",
+                ff::Error::from(status)
+            ));
+        }
+        ff::ffi::av_frame_copy_props(host.as_mut_ptr(), frame.as_ptr());
+    }
+    Ok(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_formats_nvdec_decodes_are_known_to_this_ffmpeg() {
+        super::super::ffmpeg::init();
+        for id in [ff::codec::Id::H264, ff::codec::Id::HEVC] {
+            let codec = ff::decoder::find(id).expect("FFmpeg has the decoder");
+            // SAFETY: FFmpeg's static codec description.
+            assert!(
+                unsafe { supports_cuda(codec.as_ptr()) },
+                "Debian's FFmpeg builds NVDEC for {id:?}"
+            );
+        }
+    }
+}
