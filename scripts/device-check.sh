@@ -2,20 +2,26 @@
 # The GPU check, run on a GPU node from the repository root after scripts/device-bundle.sh was
 # run on a build machine (nothing is built here). Prints what the node provides (driver, NVDEC,
 # NVRTC), then every CUDA kernel against its CPU twin with time per call and GB/s against the
-# device-to-device copy bandwidth. Writes the table and JSON to $OUT (default: ./device-check).
+# device-to-device copy bandwidth. Writes the table and JSON to $OUT (default: ./device-check,
+# relative to the current folder).
 # Exit status: 0 all kernels agree with their twins, 1 one does not, 2 the check could not run.
 set -uo pipefail
+out=$(realpath -m "${OUT:-device-check}")
 cd "$(dirname "$0")/.."
-out=${OUT:-device-check}
-mkdir -p "$out"
 bin=dist/device/facetv-gpu-check
 if [[ ! -x $bin ]]; then
   echo "error: $bin is missing: run scripts/device-bundle.sh on the build machine and bring dist/device" >&2
   exit 2
 fi
+mkdir -p "$out"
 {
+  echo "== check binary: $("$bin" --version) (rebuild with scripts/device-bundle.sh if older than the tree: $(git describe --always --dirty 2>/dev/null || echo unknown))"
   echo "== GPU"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi: not available"
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv 2>&1
+  else
+    echo "nvidia-smi: not available"
+  fi
   echo "== libraries the driver provides (libcuda for everything, libnvcuvid for NVDEC decoding)"
   libs=$(ldconfig -p 2>/dev/null)
   for lib in libcuda.so.1 libnvcuvid.so.1 libnvidia-encode.so.1; do
@@ -35,7 +41,7 @@ PY
 export FACETV_KERNEL_CACHE=${FACETV_KERNEL_CACHE:-$(mktemp -d)}
 echo "== kernels against their CPU twins"
 start=$(date +%s)
-"$bin" --json "$out/gpu-check.json" 2>&1 | tee "$out/gpu-check.txt"
+"$bin" --json-out "$out/gpu-check.json" 2>&1 | tee "$out/gpu-check.txt"
 rc=${PIPESTATUS[0]}
 echo "check: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$out/gpu-check.txt"
 exit "$rc"

@@ -24,9 +24,12 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     --gpu) gpu=1 ;;
-    *) echo "unknown option $arg (use --no-build, --gpu)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $arg (use --no-build, --gpu, --help)" >&2; exit 2 ;;
   esac
 done
+# One scratch folder for every download, removed on exit.
+scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -54,7 +57,7 @@ command -v cargo >/dev/null || { echo "Rust is needed: install it with rustup (h
 lib=".facetv/lib/libonnxruntime.so.${ORT_VERSION}"
 if [[ ! -f "$lib" ]]; then
   say "installing ONNX Runtime ${ORT_VERSION} into .facetv/lib"
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  tmp="$scratch/step1"; mkdir -p "$tmp"
   "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$tmp" "onnxruntime==${ORT_VERSION}"
   mkdir -p .facetv/lib
@@ -75,7 +78,7 @@ fi
 #    kernels compile. Set FACETV_SKIP_NVRTC=1 to leave it out (CPU-only use).
 if [[ -z "${FACETV_SKIP_NVRTC:-}" ]] && ! compgen -G ".facetv/cuda/nvidia/*/lib/libnvrtc.so.13" >/dev/null; then
   say "installing NVRTC ${NVRTC_VERSION} into .facetv/cuda"
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  tmp="$scratch/step2"; mkdir -p "$tmp"
   "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$tmp" "nvidia-cuda-nvrtc==${NVRTC_VERSION}"
   "$PYTHON" - "$tmp" <<'PY'
@@ -92,10 +95,13 @@ fi
 #     sit beside it) with the CUDA runtime, cuBLAS, cuFFT, cuRAND and cuDNN 9 wheels it names as
 #     extras, and TensorRT 10 from NVIDIA's package index, all into .facetv/cuda. The binary
 #     prefers this ONNX Runtime (it also runs on the CPU) and preloads the CUDA libraries from there.
+if ((gpu)) && ! ldconfig -p 2>/dev/null | grep -qF libcuda.so.1 >/dev/null; then
+  echo "note: no NVIDIA driver (libcuda.so.1) on this machine; the GPU libraries are installed anyway (e.g. for a shared project folder), the GPU path needs driver 580+ where it runs" >&2
+fi
 if ((gpu)) && ! compgen -G ".facetv/cuda/onnxruntime/capi/libonnxruntime.so.*" >/dev/null; then
   say "installing ONNX Runtime GPU ${ORT_GPU_VERSION}, CUDA 13 and cuDNN 9 libraries into .facetv/cuda"
   # pip --target skips a top-level folder that exists (nvidia/, NVRTC's): install apart, merge.
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  tmp="$scratch/step3"; mkdir -p "$tmp"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
     --target "$tmp/gpu" "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU_VERSION}"
   mkdir -p .facetv/cuda
@@ -103,7 +109,7 @@ if ((gpu)) && ! compgen -G ".facetv/cuda/onnxruntime/capi/libonnxruntime.so.*" >
 fi
 if ((gpu)) && [[ ! -d .facetv/cuda/tensorrt_libs ]]; then
   say "installing TensorRT ${TENSORRT_VERSION} into .facetv/cuda (NVIDIA's package index)"
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  tmp="$scratch/step4"; mkdir -p "$tmp"
   if "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
       --no-deps --target "$tmp/trt" --extra-index-url https://pypi.nvidia.com \
       "tensorrt-cu13-libs==${TENSORRT_VERSION}"; then

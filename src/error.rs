@@ -16,7 +16,7 @@ pub enum Error {
 
     /// The GPU path: a missing driver or CUDA library, a GPU that does not exist, a failed
     /// kernel build or launch.
-    #[error("GPU: {0}")]
+    #[error("{0}")]
     Gpu(String),
 
     #[error("model '{name}' ({path}): {message}")]

@@ -8,14 +8,14 @@ use clap::Parser;
 
 /// Check facetv's CUDA kernels on a GPU against their CPU twins and time them.
 #[derive(Parser)]
-#[command(version)]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FACETV_REVISION"), ")"))]
 struct Args {
     /// The GPU, numbered from 0 as CUDA_VISIBLE_DEVICES shows them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     device: usize,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    json_out: Option<PathBuf>,
 }
 
 /// Exit status: 0 every kernel agrees with its twin, 1 one does not, 2 the check could not run.
@@ -34,7 +34,7 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     let gpu = facetv::gpu::device::Gpu::open(args.device)?;
     let report = facetv::gpu::check::run(&gpu)?;
     print!("{}", report.table());
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(report.passed())

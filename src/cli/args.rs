@@ -88,11 +88,11 @@ pub enum Command {
     /// Check our CUDA kernels on a GPU against their CPU twins and time them (a table, or JSON).
     #[command(
         name = "gpu-check",
-        after_help = "Example:\n  facetv-gpu gpu-check --device 0\n\nExits 1 when a kernel disagrees with its CPU twin beyond the documented tolerance."
+        after_help = "Example:\n  facetv-gpu gpu-check --device 0\n\nExit status: 0 every kernel agrees with its CPU twin, 1 one does not, 2 the check could not run (no GPU, driver or NVRTC)."
     )]
     GpuCheck {
         /// The GPU, numbered from 0 as CUDA_VISIBLE_DEVICES shows them.
-        #[arg(long, default_value_t = 0, value_name = "N")]
+        #[arg(long, default_value_t = 0, value_name = "N", value_parser = parse_one_gpu)]
         device: usize,
         /// Print as JSON.
         #[arg(long)]
@@ -189,9 +189,9 @@ pub struct RunArgs {
     /// build of ONNX Runtime can use them, else the CPU.
     #[arg(long, default_value = "auto", value_parser = parse_device, value_name = "cpu|auto|N[,N…]")]
     pub device: DeviceArg,
-    /// Arithmetic of the GPU's TensorRT engines.
-    #[arg(long, value_enum, default_value_t = Precision::Fp16)]
-    pub precision: Precision,
+    /// Arithmetic of the GPU's TensorRT engines (default fp16; GPU runs only).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Videos processed at the same time.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: u16,
@@ -272,9 +272,9 @@ pub struct BenchArgs {
     /// cpu, or the GPU to measure (auto: GPU 0 when usable, else the CPU).
     #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|auto|N")]
     pub device: DeviceArg,
-    /// Arithmetic of the GPU's TensorRT engines.
-    #[arg(long, value_enum, default_value_t = Precision::Fp16)]
-    pub precision: Precision,
+    /// Arithmetic of the GPU's TensorRT engines (default fp16; GPU runs only).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -298,13 +298,19 @@ fn parse_device(s: &str) -> Result<DeviceArg, String> {
                     format!("'{part}' is not a GPU number; use cpu, auto, or GPU numbers such as 0 or 0,1")
                 })?;
                 if gpus.contains(&n) {
-                    return Err(format!("GPU {n} is listed twice"));
+                    return Err(format!("GPU {n} is listed twice; list each GPU once"));
                 }
                 gpus.push(n);
             }
             Ok(DeviceArg::Gpus(gpus))
         }
     }
+}
+
+fn parse_one_gpu(s: &str) -> Result<usize, String> {
+    s.trim().parse().map_err(|_| {
+        format!("'{s}' is not a GPU number: gpu-check checks one GPU (0, 1, …); a machine without one has nothing to check")
+    })
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {

@@ -120,15 +120,36 @@ fn session_options(g: &GlobalArgs) -> SessionOptions {
 
 /// The providers `--device` asks for, one per pipeline. `auto` takes every GPU the driver shows
 /// (none: the CPU); whether ONNX Runtime can use them is found when the sessions open.
-fn providers(device: &DeviceArg, precision: Precision) -> Vec<Provider> {
-    let gpu = |device| Provider::Gpu { device, precision };
-    match device {
+fn providers(device: &DeviceArg, precision: Option<Precision>) -> Vec<Provider> {
+    let chosen = match device {
         DeviceArg::Cpu => vec![Provider::Cpu],
-        DeviceArg::Gpus(list) => list.iter().map(|d| gpu(*d)).collect(),
-        DeviceArg::Auto => match crate::gpu::device::count() {
-            Ok(n) if n > 0 => (0..n).map(gpu).collect(),
-            _ => vec![Provider::Cpu],
-        },
+        DeviceArg::Gpus(list) => list.iter().map(|d| gpu(*d, precision)).collect(),
+        DeviceArg::Auto => {
+            // No driver library: a CPU machine, quietly. A driver that cannot list GPUs is a
+            // broken GPU node: say so before running on the CPU.
+            let driver = crate::gpu::ensure_driver().is_ok();
+            match crate::gpu::device::count() {
+                Ok(n) if n > 0 => (0..n).map(|d| gpu(d, precision)).collect(),
+                Ok(_) => vec![Provider::Cpu],
+                Err(e) => {
+                    if driver {
+                        tracing::warn!("--device auto: {e}; running on the CPU");
+                    }
+                    vec![Provider::Cpu]
+                }
+            }
+        }
+    };
+    if precision.is_some() && chosen == [Provider::Cpu] {
+        tracing::info!("--precision applies to GPU runs only; the CPU computes in fp32");
+    }
+    chosen
+}
+
+fn gpu(device: usize, precision: Option<Precision>) -> Provider {
+    Provider::Gpu {
+        device,
+        precision: precision.unwrap_or_default(),
     }
 }
 

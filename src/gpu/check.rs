@@ -136,7 +136,12 @@ pub fn bytes_agree(max: u8, share_off: f64) -> bool {
 }
 
 fn gpu_err(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Gpu(format!("device check, {what}: {e}"))
+    move |e| {
+        Error::Gpu(format!(
+            "device check, {what}: {}",
+            super::driver_error_text(&e)
+        ))
+    }
 }
 
 /// Frames copied to device buffers: one per BGR frame.

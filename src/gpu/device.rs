@@ -31,25 +31,44 @@ pub struct StageStreams {
 /// Makes `later` wait (on the device, the host does not block) for everything queued on
 /// `earlier` so far: an event recorded on one stage's stream and waited for by the next.
 pub fn handoff(earlier: &CudaStream, later: &CudaStream) -> Result<()> {
-    later
-        .join(earlier)
-        .map_err(|e| Error::Gpu(format!("ordering two stages' streams: {e}")))
+    later.join(earlier).map_err(|e| {
+        Error::Gpu(format!(
+            "ordering two stages' streams: {}",
+            super::driver_error_text(&e)
+        ))
+    })
 }
 
 fn driver_error(ordinal: usize, what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Gpu(format!("GPU {ordinal}: {what}: {e}"))
+    move |e| {
+        Error::Gpu(format!(
+            "GPU {ordinal}: {what}: {}",
+            super::driver_error_text(&e)
+        ))
+    }
 }
 
 /// How many GPUs the driver shows (after `CUDA_VISIBLE_DEVICES`); an error without the driver.
 pub fn count() -> Result<usize> {
     super::ensure_driver()?;
-    CudaContext::device_count()
-        .map(|n| n.max(0) as usize)
-        .map_err(|e| Error::Gpu(format!("the NVIDIA driver cannot list GPUs: {e}")))
+    super::guarded(|| {
+        CudaContext::device_count()
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "the NVIDIA driver cannot list GPUs: {}; check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or use --device cpu",
+                    super::driver_error_text(&e)
+                ))
+            })
+    })
 }
 
 /// The name and architecture (`sm_90`) of GPU `ordinal`, checked to exist.
 pub fn describe(ordinal: usize) -> Result<(String, String)> {
+    super::guarded(|| describe_unguarded(ordinal))
+}
+
+fn describe_unguarded(ordinal: usize) -> Result<(String, String)> {
     let ctx = context(ordinal)?;
     let name = ctx
         .name()
@@ -78,7 +97,11 @@ impl Gpu {
     /// Opens GPU `ordinal` (as numbered after `CUDA_VISIBLE_DEVICES`) and loads our kernels for
     /// it, compiling them on first use.
     pub fn open(ordinal: usize) -> Result<Gpu> {
-        let (name, arch) = describe(ordinal)?;
+        super::guarded(|| Gpu::open_unguarded(ordinal))
+    }
+
+    fn open_unguarded(ordinal: usize) -> Result<Gpu> {
+        let (name, arch) = describe_unguarded(ordinal)?;
         let ctx = context(ordinal)?;
         let cubin = super::cubin_for(&arch)?;
         let kernels = Kernels::load(&ctx, cubin)

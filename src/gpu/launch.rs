@@ -238,7 +238,7 @@ impl FaceTable {
 }
 
 fn gpu(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Gpu(format!("{what}: {e}"))
+    move |e| Error::Gpu(format!("GPU: {what}: {}", super::driver_error_text(&e)))
 }
 
 fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
@@ -272,9 +272,12 @@ impl Kernels {
             .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
             .map_err(gpu("loading the compiled kernels"))?;
         let f = |name: &str| {
-            module
-                .load_function(name)
-                .map_err(|e| Error::Gpu(format!("kernel {name}: {e}")))
+            module.load_function(name).map_err(|e| {
+                Error::Gpu(format!(
+                    "GPU kernel {name}: {}",
+                    super::driver_error_text(&e)
+                ))
+            })
         };
         Ok(Kernels {
             bgr_to_model_input: [f("bgr_to_model_input")?, f("bgr_to_model_input_f16")?],

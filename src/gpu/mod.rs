@@ -167,10 +167,41 @@ pub fn ensure_driver() -> Result<()> {
         return Ok(());
     }
     Err(Error::Gpu(
-        "the NVIDIA driver library (libcuda.so.1) was not found: the GPU path needs an NVIDIA GPU \
-         with driver 580 or newer (CUDA 13); without one, use --device cpu (or auto, which falls back to the CPU)"
+        "the NVIDIA driver library (libcuda.so.1) was not found: GPU work needs an NVIDIA GPU \
+         with driver 580 or newer (CUDA 13); jobs run on the CPU with --device cpu (or auto, \
+         which falls back to the CPU)"
             .into(),
     ))
+}
+
+/// A driver error in words: CUDA's own description and its code.
+pub fn driver_error_text(e: &cudarc::driver::DriverError) -> String {
+    match e.error_string() {
+        Ok(text) => format!("{} ({:?})", text.to_string_lossy(), e.0),
+        Err(_) => format!("{:?}", e.0),
+    }
+}
+
+/// Runs `f`, which calls into the NVIDIA driver, turning a panic of the driver bindings (a
+/// `libcuda.so.1` that lacks a function, i.e. a driver older than CUDA 13 or not NVIDIA's) into
+/// an error, without printing the panic.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    static QUIET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = QUIET.lock().unwrap_or_else(|p| p.into_inner());
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(Error::Gpu(format!(
+            "the NVIDIA driver library (libcuda.so.1) cannot be used ({what}): driver 580 or newer (CUDA 13) is needed; jobs run on the CPU with --device cpu"
+        )))
+    })
 }
 
 /// NVRTC options: native code for the GPU, no fused multiply-add (floats round as the twins').
