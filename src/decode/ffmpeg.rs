@@ -676,12 +676,13 @@ impl FrameSource for FfmpegSource {
             if self.info.decoder == "nvdec" && !super::nvdec::on_gpu(&self.decoded) {
                 let format = format!("{:?}", self.decoded.format()).to_lowercase();
                 tracing::warn!(
-                    "{}: NVDEC declined this stream ({format}); decoding on the CPU",
+                    "{}: NVDEC could not decode this stream; decoding on the CPU ({format})",
                     self.path.display()
                 );
                 self.info.decoder = "cpu".into();
-                self.info.decoder_fallback =
-                    Some(format!("NVDEC declined the stream's format ({format})"));
+                self.info.decoder_fallback = Some(format!(
+                    "NVDEC could not decode this stream (decoded on the CPU as {format})"
+                ));
             }
             let (index, t) = self.index_and_time();
             self.stats.frames_decoded += 1;

@@ -20,6 +20,10 @@ const USE_PRIMARY_CONTEXT: i32 = 1;
 /// Sets up CUDA decoding of GPU `device` on an unopened decoder context, or says why it cannot
 /// (the caller then decodes on the CPU).
 pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<(), String> {
+    crate::gpu::ensure_driver().map_err(|e| e.to_string())?;
+    if !nvcuvid_present() {
+        return Err("libnvcuvid.so.1 (NVDEC) is missing: install the driver's decode library (in containers: NVIDIA_DRIVER_CAPABILITIES must include video)".into());
+    }
     // SAFETY: the context is valid and not yet opened; the codec pointer is FFmpeg's static
     // description; `hw_device_ctx` takes a reference we own, and `get_format` is a plain
     // callback pointer FFmpeg calls from its decoding threads.
@@ -32,18 +36,33 @@ pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<()
                 (*raw).codec_id
             ));
         }
-        let mut device_ref = std::ptr::null_mut();
+        if let Some(why) = unsupported_format((*raw).codec_id, (*raw).pix_fmt) {
+            return Err(why);
+        }
         let ordinal = std::ffi::CString::new(device.to_string()).expect("digits");
-        let status = ff::ffi::av_hwdevice_ctx_create(
-            &mut device_ref,
-            AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
-            ordinal.as_ptr(),
-            std::ptr::null_mut(),
-            USE_PRIMARY_CONTEXT,
-        );
+        let create = |flags: i32| {
+            let mut device_ref = std::ptr::null_mut();
+            let status = ff::ffi::av_hwdevice_ctx_create(
+                &mut device_ref,
+                AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+                ordinal.as_ptr(),
+                std::ptr::null_mut(),
+                flags,
+            );
+            (status, device_ref)
+        };
+        // FFmpeg takes the primary context only with the scheduling flag it wants; ONNX Runtime
+        // and cudarc may have activated it already with another, so set it first (allowed on an
+        // active context since CUDA 11). Failing that, FFmpeg decodes in a context of its own,
+        // which works as frames are copied to the host anyway.
+        prepare_primary_context(device);
+        let (mut status, mut device_ref) = create(USE_PRIMARY_CONTEXT);
+        if status < 0 {
+            (status, device_ref) = create(0);
+        }
         if status < 0 || device_ref.is_null() {
             return Err(format!(
-                "no CUDA device {device} for decoding ({}): is the NVIDIA driver (libcuda.so.1, libnvcuvid.so.1) installed?",
+                "FFmpeg cannot open CUDA device {device} for decoding: {}",
                 ff::Error::from(status)
             ));
         }
@@ -51,6 +70,62 @@ pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<()
         (*raw).get_format = Some(pick_format);
     }
     Ok(())
+}
+
+fn nvcuvid_present() -> bool {
+    // SAFETY: loads and unloads a library by name; nothing is called.
+    unsafe {
+        let handle = libc::dlopen(c"libnvcuvid.so.1".as_ptr(), libc::RTLD_NOW);
+        if handle.is_null() {
+            return false;
+        }
+        libc::dlclose(handle);
+    }
+    true
+}
+
+/// Pixel formats FFmpeg 5.1's NVDEC does not decode for these codecs (they would silently fall
+/// back to a single-threaded software decoder inside FFmpeg): decided before opening instead.
+fn unsupported_format(codec: ff::ffi::AVCodecID, format: AVPixelFormat) -> Option<String> {
+    use ff::ffi::AVCodecID::*;
+    use AVPixelFormat::*;
+    let supported: &[AVPixelFormat] = match codec {
+        AV_CODEC_ID_H264 => &[AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUVJ420P],
+        AV_CODEC_ID_HEVC => &[
+            AV_PIX_FMT_YUV420P,
+            AV_PIX_FMT_YUVJ420P,
+            AV_PIX_FMT_YUV420P10LE,
+            AV_PIX_FMT_YUV420P12LE,
+            AV_PIX_FMT_YUV444P,
+            AV_PIX_FMT_YUV444P10LE,
+            AV_PIX_FMT_YUV444P12LE,
+        ],
+        _ => return None,
+    };
+    (format != AV_PIX_FMT_NONE && !supported.contains(&format))
+        .then(|| format!("NVDEC does not decode {codec:?} in {format:?}"))
+}
+
+/// Gives GPU `device`'s primary context the blocking-sync scheduling FFmpeg requires to share it
+/// (best effort: FFmpeg falls back to its own context otherwise).
+fn prepare_primary_context(device: usize) {
+    use cudarc::driver::sys;
+    let wanted = sys::CUctx_flags::CU_CTX_SCHED_BLOCKING_SYNC as u32;
+    let _ = crate::gpu::guarded(|| {
+        // SAFETY: plain driver calls on a device handle they fill in themselves.
+        unsafe {
+            let mut dev = 0;
+            let (mut flags, mut active) = (0u32, 0i32);
+            let ok = sys::cuInit(0) == sys::CUresult::CUDA_SUCCESS
+                && sys::cuDeviceGet(&mut dev, device as i32) == sys::CUresult::CUDA_SUCCESS
+                && sys::cuDevicePrimaryCtxGetState(dev, &mut flags, &mut active)
+                    == sys::CUresult::CUDA_SUCCESS;
+            if ok && flags != wanted {
+                let _ = sys::cuDevicePrimaryCtxSetFlags_v2(dev, wanted);
+            }
+        }
+        Ok(())
+    });
 }
 
 /// Whether FFmpeg can decode this codec into CUDA frames from a device context.
@@ -104,7 +179,13 @@ pub fn download(frame: &ff::frame::Video) -> Result<ff::frame::Video, String> {
                 ff::Error::from(status)
             ));
         }
-        ff::ffi::av_frame_copy_props(host.as_mut_ptr(), frame.as_ptr());
+        let status = ff::ffi::av_frame_copy_props(host.as_mut_ptr(), frame.as_ptr());
+        if status < 0 {
+            return Err(format!(
+                "copying a decoded frame's properties failed: {}",
+                ff::Error::from(status)
+            ));
+        }
     }
     Ok(host)
 }
@@ -112,6 +193,31 @@ pub fn download(frame: &ff::frame::Video) -> Result<ff::frame::Video, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_nvdec_cannot_decode_go_to_the_cpu_before_opening() {
+        use ff::ffi::AVCodecID::*;
+        use AVPixelFormat::*;
+        // 4:2:2 and 10-bit H.264 (broadcast contribution formats) are not NVDEC's.
+        assert!(unsupported_format(AV_CODEC_ID_H264, AV_PIX_FMT_YUV422P).is_some());
+        assert!(unsupported_format(AV_CODEC_ID_H264, AV_PIX_FMT_YUV420P10LE).is_some());
+        assert!(unsupported_format(AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV422P10LE).is_some());
+        for (codec, format) in [
+            (AV_CODEC_ID_H264, AV_PIX_FMT_YUV420P),
+            (AV_CODEC_ID_H264, AV_PIX_FMT_YUVJ420P),
+            (AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV420P10LE),
+            (AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV444P),
+            // Not yet known (no parameters): left to FFmpeg's negotiation.
+            (AV_CODEC_ID_H264, AV_PIX_FMT_NONE),
+            (AV_CODEC_ID_VP9, AV_PIX_FMT_YUV420P10LE),
+        ] {
+            assert_eq!(
+                unsupported_format(codec, format),
+                None,
+                "{codec:?} {format:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_formats_nvdec_decodes_are_known_to_this_ffmpeg() {
