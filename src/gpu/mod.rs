@@ -184,14 +184,24 @@ pub fn driver_error_text(e: &cudarc::driver::DriverError) -> String {
 
 /// Runs `f`, which calls into the NVIDIA driver, turning a panic of the driver bindings (a
 /// `libcuda.so.1` that lacks a function, i.e. a driver older than CUDA 13 or not NVIDIA's) into
-/// an error, without printing the panic.
+/// an error, without printing the panic. Nests, and is safe on any number of threads: the panic
+/// hook, installed once, stays silent only on a thread inside `guarded`.
 pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    static QUIET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = QUIET.lock().unwrap_or_else(|p| p.into_inner());
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    thread_local! {
+        static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if DEPTH.with(|d| d.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    DEPTH.with(|d| d.set(d.get() + 1));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
+    DEPTH.with(|d| d.set(d.get() - 1));
     outcome.unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()

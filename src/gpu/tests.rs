@@ -335,3 +335,32 @@ fn device_buffers_are_reused_in_the_steady_state() {
     }
     assert_eq!(pool.allocations(), 1);
 }
+
+#[test]
+fn driver_panics_become_errors_and_guards_nest() {
+    let got: crate::error::Result<()> = super::guarded(|| {
+        // Nested, as `Gpu::open` → `count` does: must neither deadlock nor lose the inner error.
+        let inner: crate::error::Result<()> = super::guarded(|| panic!("Missing symbol cuInit"));
+        assert!(inner
+            .unwrap_err()
+            .to_string()
+            .contains("Missing symbol cuInit"));
+        panic!("Missing symbol cuMemAllocAsync")
+    });
+    let message = got.unwrap_err().to_string();
+    assert!(
+        message.contains("cuMemAllocAsync") && message.contains("driver 580"),
+        "{message}"
+    );
+    // Threads guard at the same time without interfering.
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                super::guarded(|| if i % 2 == 0 { panic!("t{i}") } else { Ok(i) })
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap().is_ok(), i % 2 == 1);
+    }
+}
