@@ -9,8 +9,8 @@ use super::twin;
 use crate::align::similarity::{chip_from_frame, invert};
 use crate::align::warp::warp_affine;
 use crate::image::BgrImage;
-use crate::models::{ChannelOrder, InputSpec};
-use crate::preprocess::{fill_nchw, resize_longer_side};
+use crate::models::ChannelOrder;
+use crate::preprocess::fill_nchw;
 
 #[test]
 fn frames_to_detector_input_match_the_cpu_path() {
