@@ -29,13 +29,27 @@ pub struct Analyzer {
     pub model_hashes: Vec<(String, String)>,
     /// Requested optional models that are not installed (reported once by the caller).
     pub missing_optional: Vec<String>,
-    /// Where the models run: `cpu` or `cuda:N` (recorded in every summary).
-    pub backend: String,
-    /// The GPU of a GPU pipeline: its videos are decoded there with NVDEC where possible.
-    pub gpu: Option<usize>,
+    /// Where the models run.
+    pub provider: Provider,
 }
 
 impl Analyzer {
+    /// Where the models run, as every summary records it: `cpu` or `cuda:N`.
+    pub fn backend(&self) -> String {
+        match self.provider {
+            Provider::Cpu => "cpu".into(),
+            Provider::Gpu { device, .. } => format!("cuda:{device}"),
+        }
+    }
+
+    /// The GPU of a GPU pipeline: its videos are decoded there with NVDEC where possible.
+    pub fn gpu(&self) -> Option<usize> {
+        match self.provider {
+            Provider::Cpu => None,
+            Provider::Gpu { device, .. } => Some(device),
+        }
+    }
+
     /// How results made by these models are labelled (`device` in the recorded options): the
     /// placements of all models, e.g. `cpu`, `tensorrt-fp16`, or `tensorrt-fp16+cuda` when one
     /// model fell back to the CUDA provider.
@@ -190,14 +204,7 @@ impl Analyzer {
                 classify_s: 0.0,
             },
             model_hashes,
-            backend: match session.provider {
-                Provider::Cpu => "cpu".to_string(),
-                Provider::Gpu { device, .. } => format!("cuda:{device}"),
-            },
-            gpu: match session.provider {
-                Provider::Cpu => None,
-                Provider::Gpu { device, .. } => Some(device),
-            },
+            provider: session.provider,
             missing_optional,
         })
     }

@@ -65,7 +65,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         cfg.every,
         cfg.sampling,
         cfg.stall_timeout,
-        analyzer.gpu,
+        analyzer.gpu(),
     )?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {

@@ -115,9 +115,9 @@ pub(super) fn open_analyzers(
         }
         opened => opened?,
     };
-    match analyzers[0].backend.as_str() {
-        "cpu" => tracing::info!("models on the CPU, {} pipeline(s)", analyzers.len()),
-        _ => tracing::info!(
+    match analyzers[0].provider {
+        Provider::Cpu => tracing::info!("models on the CPU, {} pipeline(s)", analyzers.len()),
+        Provider::Gpu { .. } => tracing::info!(
             "models on the GPU ({}), {} pipeline(s) over {} GPU(s)",
             analyzers[0].device_label(),
             analyzers.len(),

@@ -13,7 +13,9 @@ use cudarc::driver::{sys, CudaSlice, CudaStream};
 use serde::Serialize;
 
 use super::device::Gpu;
-use super::fixtures::{detector_input, frame, input_spec, many_landmarks, nv12, SIZES};
+use super::fixtures::{
+    detector_input, frame, input_spec, many_landmarks, nv12_frames, CONVERSIONS, SIZES,
+};
 use super::launch::{FaceTable, FrameBatch, FrameFormat};
 use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
 use super::twin;
@@ -166,6 +168,20 @@ fn nv12_planes(
         .map_err(gpu_err("uploading frames"))
 }
 
+/// A device buffer's contents on the host, once the stream's work on it is done.
+fn read_back<T: cudarc::driver::DeviceRepr>(
+    stream: &Arc<CudaStream>,
+    buffer: &CudaSlice<T>,
+) -> Result<Vec<T>> {
+    let host = stream
+        .clone_dtoh(buffer)
+        .map_err(gpu_err("reading results"))?;
+    stream
+        .synchronize()
+        .map_err(gpu_err("waiting for the GPU"))?;
+    Ok(host)
+}
+
 /// Mean time of a launch on `stream`, ms, by events around `REPS` launches.
 fn time_ms(
     gpu: &Gpu,
@@ -238,12 +254,7 @@ impl Checker<'_> {
         let kernels = &self.gpu.kernels;
         let stream = &self.stream;
         kernels.model_input(stream, b, r, canvas, n, &mut out.as_view_mut())?;
-        let got = stream
-            .clone_dtoh(&out)
-            .map_err(gpu_err("reading results"))?;
-        stream
-            .synchronize()
-            .map_err(gpu_err("waiting for the GPU"))?;
+        let got = read_back(stream, &out)?;
         let got_f32: Vec<f32> = got.iter().map(|v| v.to_f32()).collect();
         let max_error = float_error(&got_f32, want);
         // fp16 must be the twin's value rounded to nearest even, bit for bit: a tolerance wide
@@ -329,12 +340,7 @@ impl Checker<'_> {
         let (kernels, stream) = (&self.gpu.kernels, &self.stream);
         let table = FaceTable::upload(stream, b, &table)?;
         kernels.warp_faces(stream, b, &table, SIZE, &mut chips.as_view_mut())?;
-        let got = stream
-            .clone_dtoh(&chips)
-            .map_err(gpu_err("reading results"))?;
-        stream
-            .synchronize()
-            .map_err(gpu_err("waiting for the GPU"))?;
+        let got = read_back(stream, &chips)?;
         let want: Vec<u8> = faces
             .iter()
             .zip(&to_chip)
@@ -411,18 +417,11 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
         c.model_input::<u16>(case, &up, (640, 640), n, &want, timed)?;
     }
     // NV12 (as NVDEC delivers) → detector input, in each matrix and range.
-    for (matrix, full) in [
-        (Matrix::Bt601, false),
-        (Matrix::Bt709, false),
-        (Matrix::Bt709, true),
-    ] {
+    for (matrix, full) in CONVERSIONS {
         let k = YuvToBgr::new(matrix, full);
         for (w, h) in SIZES {
             let count = if (w, h) == (1920, 1080) { 32 } else { 2 };
-            let planes: Vec<_> = (0..count).map(|i| nv12(w, h, 200 + i as u64)).collect();
-            let pitch = planes[0].2;
-            let host: Vec<(Vec<u8>, Vec<u8>)> =
-                planes.into_iter().map(|(y, uv, _)| (y, uv)).collect();
+            let (host, pitch) = nv12_frames(w, h, count, 200);
             let planes = nv12_planes(&stream, &host)?;
             let up =
                 FrameBatch::from_slices(&stream, FrameFormat::Nv12(k), (w, h, pitch), &planes)?;
@@ -483,9 +482,7 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
             count == 8,
         )?;
         let k = YuvToBgr::new(Matrix::Bt709, false);
-        let planes: Vec<_> = (0..count).map(|i| nv12(w, h, 500 + i as u64)).collect();
-        let pitch = planes[0].2;
-        let host: Vec<(Vec<u8>, Vec<u8>)> = planes.into_iter().map(|(y, uv, _)| (y, uv)).collect();
+        let (host, pitch) = nv12_frames(w, h, count, 500);
         let bgr: Vec<BgrImage> = host
             .iter()
             .map(|(y, uv)| twin::nv12_to_bgr(y, uv, w, h, pitch, &k))
@@ -550,15 +547,8 @@ fn candidates(c: &mut Checker) -> Result<()> {
         )
     };
     launch(&mut counts, &mut rows)?;
-    let got_counts = stream
-        .clone_dtoh(&counts)
-        .map_err(gpu_err("reading results"))?;
-    let got_rows = stream
-        .clone_dtoh(&rows)
-        .map_err(gpu_err("reading results"))?;
-    stream
-        .synchronize()
-        .map_err(gpu_err("waiting for the GPU"))?;
+    let got_counts = read_back(&stream, &counts)?;
+    let got_rows = read_back(&stream, &rows)?;
     let mut max_error = 0.0f64;
     for f in 0..frames {
         let want = twin::compact_candidates(

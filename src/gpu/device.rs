@@ -65,11 +65,10 @@ pub fn count() -> Result<usize> {
 
 /// The name and architecture (`sm_90`) of GPU `ordinal`, checked to exist.
 pub fn describe(ordinal: usize) -> Result<(String, String)> {
-    super::guarded(|| describe_unguarded(ordinal))
+    super::guarded(|| name_and_arch(&*context(ordinal)?, ordinal))
 }
 
-fn describe_unguarded(ordinal: usize) -> Result<(String, String)> {
-    let ctx = context(ordinal)?;
+fn name_and_arch(ctx: &CudaContext, ordinal: usize) -> Result<(String, String)> {
     let name = ctx
         .name()
         .map_err(driver_error(ordinal, "reading its name"))?;
@@ -97,12 +96,11 @@ impl Gpu {
     /// Opens GPU `ordinal` (as numbered after `CUDA_VISIBLE_DEVICES`) and loads our kernels for
     /// it, compiling them on first use.
     pub fn open(ordinal: usize) -> Result<Gpu> {
-        super::guarded(|| Gpu::open_unguarded(ordinal))
+        super::guarded(|| Gpu::open_context(context(ordinal)?, ordinal))
     }
 
-    fn open_unguarded(ordinal: usize) -> Result<Gpu> {
-        let (name, arch) = describe_unguarded(ordinal)?;
-        let ctx = context(ordinal)?;
+    fn open_context(ctx: Arc<CudaContext>, ordinal: usize) -> Result<Gpu> {
+        let (name, arch) = name_and_arch(&ctx, ordinal)?;
         let cubin = super::cubin_for(&arch)?;
         let kernels = Kernels::load(&ctx, cubin)
             .map_err(|e| Error::Gpu(format!("GPU {ordinal} ({name}, {arch}): {e}")))?;

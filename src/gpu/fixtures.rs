@@ -3,6 +3,7 @@
 //! frames of any size, NV12 planes with NVDEC's padded pitch, and faces at the frame borders and
 //! turned past 45°.
 
+use super::params::Matrix;
 use crate::image::BgrImage;
 use crate::models::{ChannelOrder, InputSpec};
 use crate::preprocess::{fill_nchw, resize_longer_side};
@@ -35,6 +36,30 @@ pub fn nv12(w: usize, h: usize, seed: u64) -> (Vec<u8>, Vec<u8>, usize) {
         noise(pitch * h.div_ceil(2), seed + 7),
         pitch,
     )
+}
+
+/// The YUV conversions NV12 kernels are checked in: (matrix, full range).
+pub const CONVERSIONS: [(Matrix, bool); 3] = [
+    (Matrix::Bt601, false),
+    (Matrix::Bt709, false),
+    (Matrix::Bt709, true),
+];
+
+/// `count` NV12 frames of one size as (luma, chroma) planes, and their common pitch.
+pub fn nv12_frames(
+    w: usize,
+    h: usize,
+    count: usize,
+    seed: u64,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, usize) {
+    let pitch = nv12(w, h, seed).2;
+    let frames = (0..count as u64)
+        .map(|i| {
+            let (y, uv, _) = nv12(w, h, seed + i);
+            (y, uv)
+        })
+        .collect();
+    (frames, pitch)
 }
 
 /// Five landmarks of a face centred at (cx, cy), `scale` × a 16-pixel eye distance, turned by

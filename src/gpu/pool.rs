@@ -66,10 +66,6 @@ impl<A: Allocator> Pool<A> {
     pub fn allocations(&self) -> usize {
         self.allocations.load(Ordering::Relaxed)
     }
-
-    pub fn allocator(&self) -> &A {
-        &self.allocator
-    }
 }
 
 /// A buffer on loan from a pool; `len` is what was asked for (the buffer may be larger).

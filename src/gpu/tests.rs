@@ -3,7 +3,9 @@
 //! twins, so agreement must be exact; the device check allows for GPU arithmetic.
 
 use super::emulated;
-use super::fixtures::{awkward_landmarks, detector_input, frame, input_spec, noise, nv12, SIZES};
+use super::fixtures::{
+    awkward_landmarks, detector_input, frame, input_spec, noise, nv12, CONVERSIONS, SIZES,
+};
 use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
 use super::twin;
 use crate::align::similarity::{chip_from_frame, invert};
@@ -52,11 +54,7 @@ fn chips_to_classifier_input_match_the_cpu_path() {
 #[test]
 fn nv12_frames_to_detector_input_match_the_twin_in_every_matrix_and_range() {
     let s = input_spec(ChannelOrder::Bgr, [104.0, 117.0, 123.0], [1.0; 3]);
-    for (matrix, full) in [
-        (Matrix::Bt601, false),
-        (Matrix::Bt709, false),
-        (Matrix::Bt709, true),
-    ] {
+    for (matrix, full) in CONVERSIONS {
         let k = YuvToBgr::new(matrix, full);
         for (w, h) in SIZES {
             let (y, uv, pitch) = nv12(w, h, w as u64);

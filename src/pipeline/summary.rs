@@ -27,7 +27,7 @@ pub(crate) fn common_summary(
         "tool": "facetv-gpu",
         "version": env!("CARGO_PKG_VERSION"),
         "revision": env!("FACETV_REVISION"),
-        "backend": analyzer.backend,
+        "backend": analyzer.backend(),
         "faces": faces,
         "classifiers": analyzer.classifier_names(),
         "models": analyzer.model_hashes.iter().map(|(n, h)| json!({"name": n, "sha256": h})).collect::<Vec<_>>(),

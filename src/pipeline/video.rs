@@ -109,7 +109,7 @@ pub fn process_video(
         cfg.every,
         cfg.sampling,
         cfg.stall_timeout,
-        analyzer.gpu,
+        analyzer.gpu(),
     )?;
     let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");

@@ -49,14 +49,7 @@ fn the_stage_graph_writes_what_a_serial_run_computes_in_the_same_order() {
         session(),
     )
     .unwrap();
-    let mut source = FfmpegSource::open(
-        &clip,
-        0.5,
-        Sampling::Exact,
-        std::time::Duration::from_secs(60),
-        None,
-    )
-    .unwrap();
+    let mut source = open_exact(&clip, 0.5, None);
     let mut serial = Vec::new();
     loop {
         let mut batch = Vec::new();
@@ -167,16 +160,21 @@ fn keyframe_sampling_decodes_only_key_frames_and_gives_the_same_results_on_them(
     assert_eq!(a, b);
 }
 
-/// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU.
-fn sampled(clip: &Path, nvdec: Option<usize>) -> (FfmpegSource, Vec<(u64, f64, BgrImage)>) {
-    let mut source = FfmpegSource::open(
+/// `clip` opened for exact sampling every `every` seconds, decoded on `nvdec` or the CPU.
+fn open_exact(clip: &Path, every: f64, nvdec: Option<usize>) -> FfmpegSource {
+    FfmpegSource::open(
         clip,
-        1.0,
+        every,
         Sampling::Exact,
         std::time::Duration::from_secs(60),
         nvdec,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU.
+fn sampled(clip: &Path, nvdec: Option<usize>) -> (FfmpegSource, Vec<(u64, f64, BgrImage)>) {
+    let mut source = open_exact(clip, 1.0, nvdec);
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled().unwrap() {
         frames.push((f.index, f.timestamp, f.image));
