@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use facetv::align::{chip_from_frame, warp::warp_affine, CHIP_SIZE};
 use facetv::decode::ffmpeg::FfmpegSource;
-use facetv::decode::{FrameSource, Sampling};
+use facetv::decode::{DecodeOptions, FrameSource};
 use facetv::detect::retinaface_biubug6::{priors, Biubug6Decoder};
 use facetv::detect::{nms::nms, Decoder, RawOutput};
 use facetv::image::BgrImage;
@@ -31,14 +31,7 @@ fn benches(c: &mut Criterion) {
     if clip.exists() {
         c.bench_function("decode 1080p H.264 to the second sampled frame", |b| {
             b.iter(|| {
-                let mut src = FfmpegSource::open(
-                    &clip,
-                    1.0,
-                    Sampling::Exact,
-                    std::time::Duration::from_secs(60),
-                    None,
-                )
-                .unwrap();
+                let mut src = FfmpegSource::open(&clip, &DecodeOptions::exact(1.0), None).unwrap();
                 src.next_sampled().unwrap();
                 black_box(src.next_sampled().unwrap())
             })

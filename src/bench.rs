@@ -1,8 +1,9 @@
 //! `facetv-gpu bench`: stage-by-stage throughput on one input, every figure measured in the same
 //! run so ratios between them are meaningful on a noisy machine.
 //!
-//! Stages are timed alone on data prepared in memory: decode (all frames decoded, sampled frames
-//! converted), detector (on the sampled frames), each classifier (on the chips of those frames,
+//! Stages are timed alone on data prepared in memory: decode (as the job decodes: GOPs without a
+//! sample point passed over, sampled frames converted; with exact sampling also timed decoding
+//! every frame, for the ratio), detector (on the sampled frames), each classifier (on the chips of those frames,
 //! batched). The end-to-end run then processes the same input through the real job into a
 //! temporary folder. Efficiency compares the end-to-end time with the sum of the pure stage times
 //! (1.0 = no overhead; above 1.0 = stages overlap) and with the slowest stage (the ceiling).
@@ -15,7 +16,7 @@ use serde::Serialize;
 use crate::align::align_face;
 use crate::analyze::Analyzer;
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::FrameSource;
+use crate::decode::{DecodeOptions, DecodeStats, FrameSource, SampledFrame, Sampling};
 use crate::error::Result;
 use crate::image::BgrImage;
 use crate::pipeline::{process_video, JobConfig};
@@ -35,7 +36,13 @@ pub struct BenchReport {
     pub input: String,
     pub device: String,
     pub frames_decoded: u64,
+    /// Frames passed over without decoding (GOPs without a sample point; key frames only).
+    pub frames_not_decoded: u64,
     pub frames_sampled: u64,
+    /// Exact sampling: the decode stage again with every frame decoded (`--decode-all`), and
+    /// how many times longer that took.
+    pub decode_every_frame: Option<StageResult>,
+    pub decode_every_frame_ratio: Option<f64>,
     pub faces: u64,
     pub stages: Vec<StageResult>,
     pub end_to_end_seconds: f64,
@@ -57,22 +64,39 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
     }
 }
 
-pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
-    // Decode alone.
+/// Decodes `input` as the job does; the time taken, the sampled frames, the counters.
+fn timed_decode(
+    input: &Path,
+    opts: &DecodeOptions,
+    gpu: Option<usize>,
+) -> Result<(f64, Vec<SampledFrame>, DecodeStats)> {
     let t = Instant::now();
-    let mut source = FfmpegSource::open(
-        input,
-        cfg.every,
-        cfg.sampling,
-        cfg.stall_timeout,
-        analyzer.gpu(),
-    )?;
+    let mut source = FfmpegSource::open(input, opts, gpu)?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
         frames.push(f);
     }
-    let decode_s = t.elapsed().as_secs_f64();
-    let stats = source.stats().clone();
+    Ok((t.elapsed().as_secs_f64(), frames, source.stats().clone()))
+}
+
+pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
+    // Decode alone, as the job does and (exact sampling) decoding every frame.
+    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, analyzer.gpu())?;
+    let every_frame = if cfg.decode.sampling == Sampling::Exact && !cfg.decode.decode_all {
+        let all = DecodeOptions {
+            decode_all: true,
+            ..cfg.decode
+        };
+        let (seconds, _, all_stats) = timed_decode(input, &all, analyzer.gpu())?;
+        Some(stage(
+            "decode (all)",
+            all_stats.frames_sampled,
+            "sampled frames",
+            seconds,
+        ))
+    } else {
+        None
+    };
     let images: Vec<&BgrImage> = frames.iter().map(|f| &f.image).collect();
 
     // Detector alone, in the job's batch size.
@@ -140,7 +164,10 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         input: input.display().to_string(),
         device: cfg.options["device"].as_str().unwrap_or("cpu").to_string(),
         frames_decoded: stats.frames_decoded,
+        frames_not_decoded: stats.frames_not_decoded,
         frames_sampled: stats.frames_sampled,
+        decode_every_frame_ratio: every_frame.as_ref().map(|s| s.seconds / decode_s.max(1e-9)),
+        decode_every_frame: every_frame,
         faces: faces_e2e,
         stages,
         end_to_end_seconds: e2e,
@@ -155,8 +182,12 @@ impl BenchReport {
     pub fn print(&self) {
         println!("input   {}", self.input);
         println!(
-            "device  {}   frames decoded {}, sampled {}, faces {}",
-            self.device, self.frames_decoded, self.frames_sampled, self.faces
+            "device  {}   frames decoded {} (passed over {}), sampled {}, faces {}",
+            self.device,
+            self.frames_decoded,
+            self.frames_not_decoded,
+            self.frames_sampled,
+            self.faces
         );
         println!();
         println!(
@@ -185,6 +216,12 @@ impl BenchReport {
             self.end_to_end_seconds,
             self.end_to_end_faces_per_second
         );
+        if let (Some(s), Some(ratio)) = (&self.decode_every_frame, self.decode_every_frame_ratio) {
+            println!(
+                "{:<18} {:>8} {:<15} {:>9.3} {:>10.2}   ({ratio:.2}× the decode stage's time)",
+                s.stage, s.items, s.unit, s.seconds, s.per_second
+            );
+        }
         println!();
         println!("efficiency: sum of pure stages / end-to-end = {:.2}; slowest stage / end-to-end = {:.2}", self.efficiency_vs_sum, self.efficiency_vs_slowest);
     }

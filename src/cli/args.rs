@@ -177,11 +177,16 @@ pub struct RunArgs {
     /// Seconds between sampled frames (by presentation timestamp).
     #[arg(long, default_value_t = 1.0, value_name = "S")]
     pub every: f64,
-    /// exact: the first frame at or after each sample point (decodes every frame); keyframe: the
-    /// first key frame at or after it (decodes only key frames: much faster on long-GOP material,
-    /// but samples are no closer together than the key frames).
+    /// exact: the first frame at or after each sample point (decodes what those frames need);
+    /// keyframe: the first key frame at or after it (decodes only key frames: much faster on
+    /// long-GOP material, but samples are no closer together than the key frames).
     #[arg(long, value_enum, default_value_t = Sampling::Exact)]
     pub sampling: Sampling,
+    /// Decode every frame. By default exact sampling passes over what the sampled frames do not
+    /// need (GOPs without a sample point, the rest of a GOP after its sampled frame) where that
+    /// gives the same frames; this turns it off, for checking (same results, slower).
+    #[arg(long)]
+    pub decode_all: bool,
     /// Also write every N-th sampled frame with boxes and landmarks drawn.
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
@@ -266,6 +271,10 @@ pub struct BenchArgs {
     /// exact or keyframe (see `facetv-gpu run --help`).
     #[arg(long, value_enum, default_value_t = Sampling::Exact)]
     pub sampling: Sampling,
+    /// Decode every frame in the end-to-end run (see `facetv-gpu run --help`); the decode stage
+    /// is measured both ways either way.
+    #[arg(long)]
+    pub decode_all: bool,
     /// Sampled frames sent through the models together.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub batch_frames: u16,

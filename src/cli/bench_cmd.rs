@@ -19,6 +19,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
         output: None,
         every: a.every,
         sampling: a.sampling,
+        decode_all: a.decode_all,
         frames: None,
         device: a.device.clone(),
         precision: a.precision,

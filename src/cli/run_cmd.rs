@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::args::{DeviceArg, GlobalArgs, ModelArgs, RunArgs};
 use super::Outcome;
 use crate::analyze::Analyzer;
+use crate::decode::DecodeOptions;
 use crate::inputs::discover;
 use crate::pipeline::{run_job, JobConfig};
 use crate::runtime::providers::Provider;
@@ -187,15 +188,18 @@ pub(super) fn job_config(a: &RunArgs, analyzer: &Analyzer, output: PathBuf) -> R
     }
     Ok(JobConfig {
         output,
-        every: a.every,
-        sampling: a.sampling,
+        decode: DecodeOptions {
+            every: a.every,
+            sampling: a.sampling,
+            decode_all: a.decode_all,
+            stall_timeout: std::time::Duration::from_secs(a.stall_timeout.max(1)),
+        },
         annotate_every: a.frames,
         force: a.force,
         batch_frames: a.batch_frames as usize,
         options,
         checkpoint_every: std::time::Duration::from_secs_f64(a.checkpoint_every),
         lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),
-        stall_timeout: std::time::Duration::from_secs(a.stall_timeout.max(1)),
     })
 }
 

@@ -1,19 +1,20 @@
-//! FFmpeg software decoding (ffmpeg-next against the system FFmpeg). Frame threading is on; only
-//! sampled frames are converted to BGR, honouring the stream's colour matrix and range; the
-//! display-matrix rotation is applied; non-square pixels are rescaled to display aspect;
-//! interlaced frames are deinterlaced (linear blend of neighbouring lines) before detection.
+//! FFmpeg decoding (ffmpeg-next against the system FFmpeg), software with frame threading or
+//! NVDEC (`nvdec`). Packets reach the decoder through `gop_skip` (GOPs without a sample point are
+//! passed over); only sampled frames are converted (`convert`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ff::format::Pixel;
-use ff::software::scaling;
 use ffmpeg_next as ff;
 
+use super::convert::{display_width, Converter};
+use super::gop_skip::{GopSkipper, Packet, Step};
 use super::sampler::{Sampler, Timeline};
-use super::{DecodeStats, FrameSource, SampledFrame, Sampling, TimestampSource, VideoInfo};
+use super::{
+    DecodeOptions, DecodeStats, FrameSource, SampledFrame, Sampling, TimestampSource, VideoInfo,
+};
 use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
 
@@ -128,10 +129,13 @@ pub struct FfmpegSource {
     nominal_rate: f64,
     timeline: Timeline,
     sampler: Sampler,
-    scaler: Option<(ScalerKey, scaling::Context)>,
+    converter: Converter,
     info: VideoInfo,
     stats: DecodeStats,
     eof_sent: bool,
+    /// The decoder was sent end-of-stream to drain it before a skipped GOP.
+    draining: bool,
+    skipper: GopSkipper<ff::Packet>,
     finished: bool,
     decoded: ff::frame::Video,
     watchdog: Watchdog,
@@ -184,27 +188,12 @@ impl Watchdog {
 // FFmpeg allows a demuxer/decoder pair to move between threads when not used concurrently.
 unsafe impl Send for FfmpegSource {}
 
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct ScalerKey {
-    format: Pixel,
-    width: u32,
-    height: u32,
-    out_width: u32,
-    space: ff::color::Space,
-    range: ff::color::Range,
-}
-
 impl FfmpegSource {
-    /// Opens `path`; `stall_timeout` bounds how long any read may make no progress (a watchdog
+    /// Opens `path`; the stall timeout bounds how long any read may make no progress (a watchdog
     /// against files and file systems that hang); `nvdec`: decode on this GPU with NVDEC where
     /// it can (`nvdec` module), else on the CPU.
-    pub fn open(
-        path: &Path,
-        every: f64,
-        sampling: Sampling,
-        stall_timeout: Duration,
-        nvdec: Option<usize>,
-    ) -> Result<FfmpegSource> {
+    pub fn open(path: &Path, opts: &DecodeOptions, nvdec: Option<usize>) -> Result<FfmpegSource> {
+        let (every, sampling) = (opts.every, opts.sampling);
         init();
         let err = |m: String| Error::video(path, FailureKind::NotAVideo, m);
         match std::fs::File::open(path).and_then(|f| f.metadata()) {
@@ -220,7 +209,7 @@ impl FfmpegSource {
                 ))
             }
         }
-        let watchdog = Watchdog::new(stall_timeout);
+        let watchdog = Watchdog::new(opts.stall_timeout);
         let w = watchdog.clone();
         let (name, _keep_open) = ffmpeg_path(path).map_err(|e| {
             Error::video(path, FailureKind::Unreadable, format!("cannot read: {e}"))
@@ -375,6 +364,18 @@ impl FfmpegSource {
             decoder_fallback,
         };
         let nominal_rate = nominal.unwrap_or(25.0);
+        // MPEG-1/2 and MPEG-4 Part 2 B-pictures are never referred to (see `gop_skip`).
+        let droppable_leading = matches!(
+            decoder.id(),
+            ff::codec::Id::MPEG1VIDEO | ff::codec::Id::MPEG2VIDEO | ff::codec::Id::MPEG4
+        );
+        let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0), droppable_leading);
+        let skipper = if sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all
+        {
+            skipper
+        } else {
+            skipper.decode_all()
+        };
         Ok(FfmpegSource {
             path: path.to_path_buf(),
             input,
@@ -388,10 +389,12 @@ impl FfmpegSource {
                 (info.container == "mpegts").then_some(60.0),
             ),
             sampler: Sampler::new(every),
-            scaler: None,
+            converter: Converter::default(),
             info,
             stats: DecodeStats::default(),
             eof_sent: false,
+            draining: false,
+            skipper,
             finished: false,
             decoded: ff::frame::Video::empty(),
             watchdog,
@@ -441,7 +444,10 @@ impl FfmpegSource {
     fn index_and_time(&mut self) -> (u64, f64) {
         let decoded = self.stats.frames_decoded;
         match self.sampling {
-            Sampling::Exact => (decoded, self.timestamp_of(decoded)),
+            Sampling::Exact => {
+                let index = decoded + self.skipper.dropped_shown();
+                (index, self.timestamp_of(index))
+            }
             Sampling::Keyframe if self.info.timestamps == TimestampSource::NominalRate => {
                 let position = self.decoded.pts().map_or(decoded, |p| p.max(0) as u64);
                 let t = self
@@ -460,7 +466,17 @@ impl FfmpegSource {
     fn receive(&mut self) -> Result<bool> {
         loop {
             match self.decoder.receive_frame(&mut self.decoded) {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    self.skipper
+                        .output(self.decoded.timestamp().or(self.decoded.pts()));
+                    return Ok(true);
+                }
+                Err(ff::Error::Eof) if self.draining => {
+                    // Drained before a skipped GOP: start again as after a seek.
+                    self.decoder.flush();
+                    self.skipper.drained();
+                    self.draining = false;
+                }
                 Err(ff::Error::Eof) => return Ok(false),
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {}
                 Err(_) => {
@@ -476,10 +492,41 @@ impl FfmpegSource {
         }
     }
 
-    /// Sends the next packet of our stream to the decoder (or end-of-stream).
+    /// Sends the next packet the skipper lets through to the decoder (or drains it before a
+    /// skipped GOP, or sends end-of-stream), counting the packets it passes over on the way.
     fn feed(&mut self) -> Result<()> {
-        let mut packet = ff::Packet::empty();
         loop {
+            match self.skipper.next() {
+                Some(Step::Feed(packet)) => {
+                    if self.decoder.send_packet(&packet).is_err() {
+                        self.stats.corrupt_packets += 1;
+                    }
+                    return Ok(());
+                }
+                Some(Step::Drop(_)) => {}
+                Some(Step::Drain) => {
+                    let _ = self.decoder.send_eof();
+                    self.draining = true;
+                    return Ok(());
+                }
+                None if self.eof_sent => return Ok(()),
+                None => match self.read_packet()? {
+                    Some(packet) => self.skipper.push(packet),
+                    None if !self.skipper.ended() => self.skipper.end(),
+                    None => {
+                        let _ = self.decoder.send_eof();
+                        self.eof_sent = true;
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// The next packet of our stream, `None` at its end.
+    fn read_packet(&mut self) -> Result<Option<Packet<ff::Packet>>> {
+        loop {
+            let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     self.watchdog.progress();
@@ -494,12 +541,16 @@ impl FfmpegSource {
                         // the decoder hands it back with the key frames it decodes.
                         packet.set_pts(Some(self.packets as i64 - 1));
                     }
-                    if self.decoder.send_packet(&packet).is_err() {
-                        self.stats.corrupt_packets += 1;
-                    }
-                    return Ok(());
+                    // SAFETY: the packet was just filled by the demuxer; flags is a plain field.
+                    let flags = unsafe { (*ff::codec::packet::Ref::as_ptr(&packet)).flags };
+                    return Ok(Some(Packet {
+                        pts: packet.pts(),
+                        key: packet.is_key(),
+                        hidden: flags & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0,
+                        payload: packet,
+                    }));
                 }
-                Err(ff::Error::Eof) => break,
+                Err(ff::Error::Eof) => return Ok(None),
                 Err(ff::Error::InvalidData) => {
                     self.stats.corrupt_packets += 1;
                     continue;
@@ -517,13 +568,10 @@ impl FfmpegSource {
                 Err(e) => {
                     self.stats.partial = true;
                     self.stats.partial_reason = Some(format!("read error: {e}"));
-                    break;
+                    return Ok(None);
                 }
             }
         }
-        let _ = self.decoder.send_eof();
-        self.eof_sent = true;
-        Ok(())
     }
 
     fn convert(&mut self) -> Result<BgrImage> {
@@ -535,59 +583,10 @@ impl FfmpegSource {
         } else {
             &self.decoded
         };
-        let sar = f.aspect_ratio();
-        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-            (sar.numerator(), sar.denominator())
-        } else {
-            self.info.sample_aspect_ratio
-        };
-        let key = ScalerKey {
-            format: f.format(),
-            width: f.width(),
-            height: f.height(),
-            out_width: display_width(f.width(), sar),
-            space: f.color_space(),
-            range: f.color_range(),
-        };
-        if self.scaler.as_ref().map(|(k, _)| *k) != Some(key) {
-            let ctx = scaling::Context::get(
-                key.format,
-                key.width,
-                key.height,
-                Pixel::BGR24,
-                key.out_width,
-                key.height,
-                scaling::Flags::BILINEAR
-                    | scaling::Flags::ACCURATE_RND
-                    | scaling::Flags::FULL_CHR_H_INT,
-            )
-            .map_err(|e| {
-                Error::video(
-                    &self.path,
-                    FailureKind::Other,
-                    format!("cannot convert pixel format {:?}: {e}", key.format),
-                )
-            })?;
-            set_colorspace(&ctx, key.space, key.range);
-            self.scaler = Some((key, ctx));
-        }
-        let (_, scaler) = self.scaler.as_mut().expect("set above");
-        let mut out = ff::frame::Video::empty();
-        scaler.run(f, &mut out).map_err(|e| {
-            Error::video(
-                &self.path,
-                FailureKind::Other,
-                format!("colour conversion failed: {e}"),
-            )
-        })?;
-        let (w, h) = (out.width() as usize, out.height() as usize);
-        let stride = out.stride(0);
-        let data = out.data(0);
-        let mut img = BgrImage::new(w, h);
-        for y in 0..h {
-            img.data[y * w * 3..(y + 1) * w * 3]
-                .copy_from_slice(&data[y * stride..y * stride + w * 3]);
-        }
+        let mut img = self
+            .converter
+            .to_bgr(f, self.info.sample_aspect_ratio)
+            .map_err(|m| Error::video(&self.path, FailureKind::Other, m))?;
         if f.is_interlaced() {
             self.info.interlaced = true;
             self.stats.deinterlaced_frames += 1;
@@ -597,42 +596,12 @@ impl FfmpegSource {
     }
 }
 
-fn display_width(coded_width: u32, sar: (i32, i32)) -> u32 {
-    if sar.0 == sar.1 {
-        coded_width
-    } else {
-        ((coded_width as f64 * sar.0 as f64 / sar.1 as f64).round() as u32).max(1)
-    }
-}
-
-/// Tells swscale the source's YUV matrix and range (it assumes BT.601 limited range otherwise);
-/// output is full-range BGR.
-fn set_colorspace(ctx: &scaling::Context, space: ff::color::Space, range: ff::color::Range) {
-    use ff::ffi::*;
-    let cs = match space {
-        ff::color::Space::BT709 => SWS_CS_ITU709,
-        ff::color::Space::FCC => SWS_CS_FCC,
-        ff::color::Space::SMPTE240M => SWS_CS_SMPTE240M,
-        ff::color::Space::BT2020NCL | ff::color::Space::BT2020CL => SWS_CS_BT2020,
-        _ => SWS_CS_ITU601,
-    };
-    let src_full = (range == ff::color::Range::JPEG) as i32;
-    // SAFETY: the context pointer is valid for the lifetime of `ctx`; the coefficient tables are
-    // static arrays owned by libswscale.
-    unsafe {
-        let ptr = ctx.as_ptr() as *mut SwsContext;
-        let src = sws_getCoefficients(cs);
-        let dst = sws_getCoefficients(SWS_CS_DEFAULT);
-        sws_setColorspaceDetails(ptr, src, src_full, dst, 1, 0, 1 << 16, 1 << 16);
-    }
-}
-
 impl FfmpegSource {
     /// A file that ends well before the frame count its header announces was cut off: mark it
     /// partial (its frames are still processed).
     fn check_complete(&mut self) {
         let got = match self.sampling {
-            Sampling::Exact => self.stats.frames_decoded,
+            Sampling::Exact => self.stats.frames_decoded + self.skipper.frames_dropped,
             Sampling::Keyframe => self.packets,
         };
         let declared = self.declared_frames;
@@ -666,10 +635,10 @@ impl FrameSource for FfmpegSource {
         while !self.finished {
             if !self.receive()? {
                 self.finished = true;
-                if self.sampling == Sampling::Keyframe {
-                    self.stats.frames_not_decoded =
-                        self.packets.saturating_sub(self.stats.frames_decoded);
-                }
+                self.stats.frames_not_decoded = match self.sampling {
+                    Sampling::Exact => self.skipper.frames_dropped,
+                    Sampling::Keyframe => self.packets.saturating_sub(self.stats.frames_decoded),
+                };
                 self.check_complete();
                 break;
             }

@@ -2,9 +2,13 @@
 //! presentation index and timestamp. `ffmpeg.rs` drives FFmpeg (software decoding, or NVDEC on a
 //! GPU through `nvdec.rs`, with the CPU as the fallback).
 
+pub mod convert;
 pub mod ffmpeg;
+pub mod gop_skip;
 pub mod nvdec;
 pub mod sampler;
+
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -15,8 +19,9 @@ use crate::image::BgrImage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Sampling {
-    /// The first frame at or after each sample point: every frame is decoded, only the sampled
-    /// ones are converted.
+    /// The first frame at or after each sample point: every frame the sampled ones need is
+    /// decoded (GOPs without a sample point are passed over where that changes nothing:
+    /// `gop_skip`), only the sampled ones are converted.
     #[default]
     Exact,
     /// The first key frame at or after each sample point: only key frames are decoded (several
@@ -24,6 +29,31 @@ pub enum Sampling {
     /// frames when those are sparser than the sampling period. The timestamps written are the
     /// key frames' own.
     Keyframe,
+}
+
+/// How videos are decoded and sampled.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Seconds between sample points.
+    pub every: f64,
+    pub sampling: Sampling,
+    /// Decode every frame, even GOPs that hold no sample point (`--decode-all`: the same
+    /// results, slower; `gop_skip`).
+    pub decode_all: bool,
+    /// A read that makes no progress for this long fails the input.
+    pub stall_timeout: Duration,
+}
+
+impl DecodeOptions {
+    /// Exact sampling every `every` seconds, the defaults otherwise.
+    pub fn exact(every: f64) -> DecodeOptions {
+        DecodeOptions {
+            every,
+            sampling: Sampling::Exact,
+            decode_all: false,
+            stall_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// A sampled frame. `index` counts frames in presentation order from 0 (with `--sampling
@@ -86,7 +116,8 @@ pub struct DecodeStats {
     /// Frames without a timestamp in a stream that has them (placed one frame after the last).
     pub frames_without_timestamp: u64,
     pub deinterlaced_frames: u64,
-    /// Frames passed over without decoding (`--sampling keyframe`: every frame but key frames).
+    /// Frames passed over without decoding: GOPs that hold no sample point (exact sampling), or
+    /// every frame but the key frames (`--sampling keyframe`).
     pub frames_not_decoded: u64,
     /// The file ended early or a read failed: the frames that exist were processed.
     pub partial: bool,

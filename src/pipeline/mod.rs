@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::analyze::Analyzer;
-use crate::decode::Sampling;
+use crate::decode::DecodeOptions;
 use crate::error::{Error, FailureKind, Result};
 use crate::inputs::{Rejected, Work};
 use crate::progress::Progress;
@@ -30,10 +30,8 @@ use naming::photos_label;
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     pub output: PathBuf,
-    /// Seconds between samples.
-    pub every: f64,
-    /// Which frames stand for each sample point.
-    pub sampling: Sampling,
+    /// Sampling and decoding.
+    pub decode: DecodeOptions,
     /// Write every N-th sampled frame annotated.
     pub annotate_every: Option<u64>,
     pub force: bool,
@@ -45,8 +43,6 @@ pub struct JobConfig {
     pub checkpoint_every: Duration,
     /// A lock whose heartbeat is older than this belongs to a dead worker.
     pub lock_timeout: Duration,
-    /// A read that makes no progress for this long fails the input.
-    pub stall_timeout: Duration,
 }
 
 #[derive(Debug, Default)]

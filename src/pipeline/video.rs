@@ -104,13 +104,7 @@ pub fn process_video(
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings();
-    let mut source = FfmpegSource::open(
-        path,
-        cfg.every,
-        cfg.sampling,
-        cfg.stall_timeout,
-        analyzer.gpu(),
-    )?;
+    let mut source = FfmpegSource::open(path, &cfg.decode, analyzer.gpu())?;
     let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");
     let names = analyzer.classifier_names();

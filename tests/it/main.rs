@@ -7,6 +7,7 @@ mod cluster;
 mod common;
 mod face_models;
 mod fidelity;
+mod gop_skipping;
 mod pipeline;
 mod reliability;
 mod report;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use facetv::analyze::{Analyzer, ModelChoice};
 use facetv::decode::ffmpeg::FfmpegSource;
-use facetv::decode::{FrameSource, Sampling};
+use facetv::decode::{DecodeOptions, FrameSource};
 use facetv::image::BgrImage;
 
 use crate::common::{col, manifest, media, read_tsv, session, store};
@@ -162,14 +162,7 @@ fn keyframe_sampling_decodes_only_key_frames_and_gives_the_same_results_on_them(
 
 /// `clip` opened for exact sampling every `every` seconds, decoded on `nvdec` or the CPU.
 fn open_exact(clip: &Path, every: f64, nvdec: Option<usize>) -> FfmpegSource {
-    FfmpegSource::open(
-        clip,
-        every,
-        Sampling::Exact,
-        std::time::Duration::from_secs(60),
-        nvdec,
-    )
-    .unwrap()
+    FfmpegSource::open(clip, &DecodeOptions::exact(every), nvdec).unwrap()
 }
 
 /// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU.

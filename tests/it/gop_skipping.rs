@@ -1,0 +1,137 @@
+//! Exact sampling passes over GOPs that hold no sample point (`decode::gop_skip`): on every
+//! shared clip and on encodings made here (closed and open GOPs, B-pyramids, MPEG-2, HEVC with
+//! leading pictures, intra-only MJPEG, interlaced H.264, VP9 with hidden frames) it must give the
+//! very frames, indices and timestamps of decoding everything.
+
+use std::path::Path;
+
+use facetv::decode::ffmpeg::FfmpegSource;
+use facetv::decode::{DecodeOptions, FrameSource};
+
+use crate::common::media;
+use crate::video_job::ffmpeg;
+
+/// (index, timestamp, pixels) of every sampled frame, and the frames not decoded.
+fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)>, u64, u64) {
+    let opts = DecodeOptions {
+        decode_all,
+        ..DecodeOptions::exact(every)
+    };
+    let mut source = FfmpegSource::open(clip, &opts, None).unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = source.next_sampled().unwrap() {
+        frames.push((f.index, f.timestamp, f.image.data));
+    }
+    let stats = source.stats();
+    (frames, stats.frames_not_decoded, stats.frames_decoded)
+}
+
+/// Decodes `clip` both ways at `every`; returns the share of frames not decoded.
+fn same_frames(clip: &Path, every: f64) -> f64 {
+    let (all, not_decoded, _) = decode(clip, every, true);
+    assert_eq!(not_decoded, 0);
+    let (fast, skipped, decoded) = decode(clip, every, false);
+    let name = clip.file_name().unwrap().to_string_lossy();
+    assert_eq!(fast.len(), all.len(), "{name} every {every}: sample count");
+    for (f, a) in fast.iter().zip(&all) {
+        assert_eq!((f.0, f.1), (a.0, a.1), "{name} every {every}: index/time");
+        assert!(f.2 == a.2, "{name} every {every}: pixels of frame {}", f.0);
+    }
+    skipped as f64 / (skipped + decoded).max(1) as f64
+}
+
+#[test]
+fn skipping_gops_gives_the_frames_of_decoding_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = media("videos/faces_hamilton_whitehouse.mp4");
+    let src = src.to_str().unwrap();
+    let gop12 = ["-g", "12", "-keyint_min", "12", "-sc_threshold", "0"];
+    // (file, encoder arguments, whether GOPs must be skipped at one sample per second)
+    let made: &[(&str, &[&str], bool)] = &[
+        // closed GOPs of 12 with a B-pyramid (x264's default structure)
+        (
+            "closed.mp4",
+            &["-c:v", "libx264", "-preset", "veryfast", "-bf", "3"],
+            true,
+        ),
+        // open GOPs in MPEG-TS: leading B-frames refer to the GOP before, nothing is skipped
+        (
+            "open.ts",
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-bf",
+                "2",
+                "-x264-params",
+                "open-gop=1",
+            ],
+            false,
+        ),
+        // broadcast MPEG-2: open GOPs whose leading B-pictures go with the GOP skipped
+        (
+            "mpeg2.ts",
+            &["-c:v", "mpeg2video", "-bf", "2", "-q:v", "4"],
+            true,
+        ),
+        // HEVC: x265's default open GOPs (CRA with leading pictures)
+        (
+            "hevc.mp4",
+            &["-c:v", "libx265", "-x265-params", "log-level=0:bframes=3"],
+            false,
+        ),
+        // intra-only: every frame is a key frame
+        ("mjpeg.mkv", &["-c:v", "mjpeg", "-q:v", "5"], true),
+        // interlaced H.264 (MBAFF): one packet per frame
+        (
+            "mbaff.mp4",
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-flags",
+                "+ildct+ilme",
+                "-x264-params",
+                "tff=1",
+            ],
+            false,
+        ),
+        // VP9 with hidden alternate reference frames
+        (
+            "vp9.webm",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-b:v",
+                "300k",
+            ],
+            false,
+        ),
+    ];
+    for (name, args, must_skip) in made {
+        let out = dir.path().join(name);
+        let out_s = out.to_str().unwrap();
+        let mut all = vec!["-t", "6", "-i", src, "-an", "-r", "25"];
+        all.extend_from_slice(&gop12);
+        all.extend_from_slice(args);
+        all.push(out_s);
+        ffmpeg(&all);
+        let share = same_frames(&out, 1.0);
+        same_frames(&out, 0.7);
+        if *must_skip {
+            assert!(
+                share > 0.3,
+                "{name}: only {share:.2} of the frames passed over"
+            );
+        }
+    }
+    for clip in std::fs::read_dir(media("videos")).unwrap() {
+        same_frames(&clip.unwrap().path(), 1.0);
+    }
+}
