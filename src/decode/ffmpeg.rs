@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
+use super::bitstream::RefSyntax;
 use super::convert::{display_width, Converter};
 use super::gop_skip::{GopSkipper, Packet, Step};
 use super::sampler::{Sampler, Timeline};
@@ -136,6 +137,8 @@ pub struct FfmpegSource {
     /// The decoder was sent end-of-stream to drain it before a skipped GOP.
     draining: bool,
     skipper: GopSkipper<ff::Packet>,
+    /// Where packets say whether their picture is a reference.
+    ref_syntax: RefSyntax,
     finished: bool,
     decoded: ff::frame::Video,
     watchdog: Watchdog,
@@ -364,12 +367,17 @@ impl FfmpegSource {
             decoder_fallback,
         };
         let nominal_rate = nominal.unwrap_or(25.0);
-        // MPEG-1/2 and MPEG-4 Part 2 B-pictures are never referred to (see `gop_skip`).
-        let droppable_leading = matches!(
-            decoder.id(),
-            ff::codec::Id::MPEG1VIDEO | ff::codec::Id::MPEG2VIDEO | ff::codec::Id::MPEG4
-        );
-        let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0), droppable_leading);
+        let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0));
+        // SAFETY: the opened decoder's extradata is `extradata_size` bytes (or null).
+        let extradata = unsafe {
+            let c = decoder.as_ptr();
+            if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize)
+            }
+        };
+        let ref_syntax = RefSyntax::of(decoder.id(), extradata);
         let skipper = if sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all
         {
             skipper
@@ -395,6 +403,7 @@ impl FfmpegSource {
             eof_sent: false,
             draining: false,
             skipper,
+            ref_syntax,
             finished: false,
             decoded: ff::frame::Video::empty(),
             watchdog,
@@ -482,6 +491,7 @@ impl FfmpegSource {
                 Err(_) => {
                     // A frame that failed to decode: count it and go on.
                     self.stats.corrupt_packets += 1;
+                    self.skipper.stop();
                     continue;
                 }
             }
@@ -500,6 +510,7 @@ impl FfmpegSource {
                 Some(Step::Feed(packet)) => {
                     if self.decoder.send_packet(&packet).is_err() {
                         self.stats.corrupt_packets += 1;
+                        self.skipper.stop();
                     }
                     return Ok(());
                 }
@@ -543,16 +554,26 @@ impl FfmpegSource {
                     }
                     // SAFETY: the packet was just filled by the demuxer; flags is a plain field.
                     let flags = unsafe { (*ff::codec::packet::Ref::as_ptr(&packet)).flags };
+                    let (reference, restart) = match (self.skipper.active(), packet.data()) {
+                        (true, Some(data)) => (
+                            self.ref_syntax.is_reference(data),
+                            packet.is_key() && self.ref_syntax.is_restart(data),
+                        ),
+                        _ => (None, false),
+                    };
                     return Ok(Some(Packet {
                         pts: packet.pts(),
                         key: packet.is_key(),
                         hidden: flags & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0,
+                        reference,
+                        restart,
                         payload: packet,
                     }));
                 }
                 Err(ff::Error::Eof) => return Ok(None),
                 Err(ff::Error::InvalidData) => {
                     self.stats.corrupt_packets += 1;
+                    self.skipper.stop();
                     continue;
                 }
                 Err(ff::Error::Exit) if crate::resume::stop_requested() => {

@@ -1,24 +1,31 @@
 //! Exact sampling without decoding every frame. Packets are held back one GOP (a key frame and
 //! the packets up to the next one) at a time; the frames that sampling will take are worked out
 //! from the packets' timestamps (a copy of the sampler, fed in presentation order), and the
-//! decoder gets only what those frames need: nothing of a GOP where no frame is taken, and of
-//! other GOPs the packets up to the last frame taken, in decode order (a frame's references
-//! always come before it in decode order). The sampled frames, their indices and timestamps stay
-//! exactly those of decoding everything; only `frames_decoded` changes.
+//! decoder gets only what those frames need:
+//! - pictures nothing refers to (`bitstream`: H.264 nal_ref_idc 0, MPEG-1/2/4 B-pictures) that
+//!   are not taken are left out anywhere: nothing else changes without them;
+//! - references after the last frame taken in a GOP (in decode order: a frame's references come
+//!   before it) are left out too, and all of a GOP where nothing is taken, when decoding can
+//!   start again cleanly at the next key frame (below). The decoder is then drained and flushed
+//!   and resumes at that key frame as after a seek.
 //!
-//! Frames passed over still count in the presentation index: a dropped frame is counted when the
-//! decoder returns the first frame shown after it (`dropped_shown`). After a GOP loses packets the
-//! decoder is drained and flushed, and decoding goes on at the next key frame as after a seek;
-//! that gives the same pixels as decoding straight through only when nothing after that key frame
-//! refers back to the dropped packets, so packets are dropped only when:
+//! The sampled frames, their indices and timestamps stay exactly those of decoding everything;
+//! only `frames_decoded` changes. Frames left out still count in the presentation index: each is
+//! counted when the decoder returns the first frame shown after it (`dropped_shown`).
+//!
+//! Resuming at the next key frame after a flush gives the frames of decoding straight through
+//! only when nothing after it refers back to what was left out and the decoder shows everything
+//! after it, so references are left out only when:
 //! - the next GOP has no leading pictures (frames shown before its key frame; they refer to the
-//!   GOP before: an open GOP). In MPEG-1/2 and MPEG-4 Part 2, leading pictures are B-pictures that
-//!   nothing refers to, so they are dropped with the GOP they depend on unless one is sampled;
+//!   GOP before: an open GOP), or its leading pictures are references to none (they go too);
+//! - that key frame is a restart point (`RefSyntax::is_restart`: in H.264 an IDR picture; after
+//!   an I-picture that is only a recovery point FFmpeg drops the frames decoded before the
+//!   recovery point was shown when drained);
 //! - every packet has a timestamp and timestamps do not jump back or far ahead between GOPs (the
 //!   timeline's discontinuity handling would move the frames after the jump);
 //! - the decoder has been seen to turn each packet into one frame with that packet's timestamp,
 //!   in presentation order (`OutputCheck`: not so for field-coded interlaced video, which is then
-//!   decoded in full).
+//!   decoded in full). The first GOP is always decoded whole for this.
 //!
 //! Any doubt means the whole GOP is decoded; a broken check turns skipping off for the rest of
 //! the file.
@@ -34,8 +41,11 @@ const MAX_HELD: usize = 1500;
 /// Frames the decoder must have returned with their packets' timestamps before packets are
 /// dropped.
 const VERIFIED_BEFORE_SKIPPING: u64 = 8;
-/// A jump forward between GOPs longer than this may be a clock splice that the timeline undoes.
+/// A jump forward between frames longer than this may be a clock splice that the timeline undoes.
 const MAX_GAP: f64 = 10.0;
+/// How far (seconds) a packet's timestamp may lie behind the newest before it in decode order
+/// (B-frames); further is a jump of the clock.
+const MAX_REORDER: f64 = 2.0;
 
 /// One packet of the video stream as the demuxer gave it.
 pub struct Packet<P> {
@@ -43,6 +53,10 @@ pub struct Packet<P> {
     pub key: bool,
     /// The container marks it to be decoded but not shown (edit-list pre-roll).
     pub hidden: bool,
+    /// Whether other pictures may refer to this one (`bitstream`; `None`: not known, so yes).
+    pub reference: Option<bool>,
+    /// A key frame where decoding may start again after a flush (`RefSyntax::is_restart`).
+    pub restart: bool,
     pub payload: P,
 }
 
@@ -102,25 +116,25 @@ struct Held<P> {
     pts: Option<i64>,
     key: bool,
     hidden: bool,
+    reference: Option<bool>,
+    restart: bool,
     /// A leading picture of a GOP whose predecessor lost packets.
     drop: bool,
     payload: P,
 }
 
-/// How much of a GOP the decoder gets.
+/// Which of a GOP's packets the decoder gets.
 #[derive(Debug, PartialEq)]
 enum Plan {
     All,
-    /// The first n packets in decode order; the rest are dropped.
-    Prefix(usize),
-    Nothing,
+    /// One flag per packet, in decode order.
+    Only(Vec<bool>),
 }
 
 /// Decides, GOP by GOP, which packets the decoder gets (see the module documentation).
 pub struct GopSkipper<P> {
     time_base: f64,
     origin: f64,
-    droppable_leading: bool,
     enabled: bool,
     /// The job's sampler as it will be after the frames released so far.
     sampler: Sampler,
@@ -141,12 +155,11 @@ pub struct GopSkipper<P> {
 impl<P> GopSkipper<P> {
     /// `every`: the sampling period; packet timestamps are `pts × time_base − origin` seconds
     /// (computed as the decoder side computes them, so the copy of the sampler sees the same
-    /// numbers); `droppable_leading`: the codec's leading pictures are never referred to.
-    pub fn new(every: f64, time_base: f64, origin: f64, droppable_leading: bool) -> Self {
+    /// numbers).
+    pub fn new(every: f64, time_base: f64, origin: f64) -> Self {
         GopSkipper {
             time_base,
             origin,
-            droppable_leading,
             enabled: every > 0.0 && time_base > 0.0,
             sampler: Sampler::new(every),
             held: VecDeque::new(),
@@ -173,6 +186,13 @@ impl<P> GopSkipper<P> {
         self.enabled && !self.check.broken
     }
 
+    /// Turns skipping off for the rest of the file (also when the stream shows damage: a packet
+    /// the decoder can make nothing of would still count as a frame if passed over).
+    pub fn stop(&mut self) {
+        self.enabled = false;
+        self.check.pending.clear();
+    }
+
     fn seconds(&self, pts: i64) -> f64 {
         pts as f64 * self.time_base - self.origin
     }
@@ -183,6 +203,8 @@ impl<P> GopSkipper<P> {
             pts: packet.pts,
             key: packet.key,
             hidden: packet.hidden,
+            reference: packet.reference,
+            restart: packet.restart,
             drop: false,
             payload: packet.payload,
         };
@@ -215,7 +237,12 @@ impl<P> GopSkipper<P> {
     /// The decoder returned a frame with this timestamp; the dropped frames shown before it
     /// are counted.
     pub fn output(&mut self, pts: Option<i64>) {
-        self.check.output(pts);
+        if self.active() {
+            self.check.output(pts);
+            if self.check.broken {
+                self.check.pending.clear();
+            }
+        }
         if let Some(p) = pts {
             while self.dropped.peek().is_some_and(|Reverse(d)| *d < p) {
                 self.dropped.pop();
@@ -232,7 +259,9 @@ impl<P> GopSkipper<P> {
 
     /// The decoder has been drained and flushed.
     pub fn drained(&mut self) {
-        self.check.drained();
+        if self.active() {
+            self.check.drained();
+        }
     }
 
     fn release(&mut self, h: Held<P>) {
@@ -248,7 +277,7 @@ impl<P> GopSkipper<P> {
             self.ready.push_back(Step::Drop(h.payload));
             return;
         }
-        if !h.hidden {
+        if !h.hidden && self.active() {
             self.check.fed(h.pts);
         }
         self.fed_since_drain = true;
@@ -274,7 +303,7 @@ impl<P> GopSkipper<P> {
             let next_key = self.held.iter().skip(1).position(|h| h.key).map(|i| i + 1);
             let Some(end) = next_key.or(self.ended.then_some(self.held.len())) else {
                 if self.held.len() >= MAX_HELD {
-                    self.enabled = false; // no GOP structure to use
+                    self.stop(); // no GOP structure to use
                     self.flush_held();
                 }
                 return;
@@ -286,28 +315,28 @@ impl<P> GopSkipper<P> {
                 Some(leading) => self.plan(end, leading),
                 None if self.held.len() < MAX_HELD => return, // wait for the next packets
                 None => {
-                    self.enabled = false;
+                    self.stop();
                     Plan::All
                 }
             };
             let leading = self.leading_pictures(end).unwrap_or(end..end);
             let gop: Vec<Held<P>> = self.held.drain(..end).collect();
-            let fed = match plan {
-                Plan::All => end,
-                Plan::Prefix(n) => n,
-                Plan::Nothing => 0,
+            let feed = match plan {
+                Plan::All => vec![true; end],
+                Plan::Only(feed) => feed,
             };
-            if fed == 0 {
+            if !feed.contains(&true) {
                 self.gops_skipped += 1;
             }
-            for (i, mut h) in gop.into_iter().enumerate() {
-                if i == fed {
-                    self.drain_decoder();
-                }
-                h.drop |= i >= fed;
+            let mut lost_reference = false;
+            for (mut h, fed) in gop.into_iter().zip(feed) {
+                lost_reference |= !fed && !h.drop && h.reference != Some(false);
+                h.drop |= !fed;
                 self.release(h);
             }
-            if fed < end {
+            if lost_reference {
+                // Decoding goes on at the next key frame as after a seek.
+                self.drain_decoder();
                 // The next GOP's leading pictures refer to what was dropped: they go with it.
                 for i in leading.start - end..leading.end - end {
                     self.held[i].drop = true;
@@ -336,6 +365,33 @@ impl<P> GopSkipper<P> {
         self.ended.then_some(end + 1..last)
     }
 
+    /// Whether the timestamps of `held[..end]` (`own`: sorted) and the packets held after it go on
+    /// from what was released as a continuous clock would: no step back, no gap over `MAX_GAP`
+    /// between frames shown one after the other, nothing of the next GOP shown before the end of
+    /// this one, no packet far behind those decoded before it (a jump back inside a GOP).
+    fn timestamps_continue(&self, end: usize, own: &[(f64, usize)]) -> bool {
+        let (Some(&(lo, _)), Some(&(hi, _))) = (own.first(), own.last()) else {
+            return true;
+        };
+        let step = |from: f64, to: f64| !from.is_finite() || (to > from && to - from <= MAX_GAP);
+        let later = self
+            .held
+            .range(end..)
+            .filter(|h| !h.drop)
+            .filter_map(|h| h.pts.map(|p| self.seconds(p)))
+            .fold(f64::INFINITY, f64::min);
+        let mut newest = f64::NEG_INFINITY;
+        let in_decode_order = self.held.iter().filter_map(|h| h.pts).all(|p| {
+            let t = self.seconds(p);
+            newest = newest.max(t);
+            t >= newest - MAX_REORDER
+        });
+        step(self.before, lo)
+            && own.windows(2).all(|w| step(w[0].0, w[1].0))
+            && (later == f64::INFINITY || step(hi, later))
+            && in_decode_order
+    }
+
     /// How much of `held[..end]` the decoder gets (`leading`: the next GOP's leading pictures).
     /// Advances the copy of the sampler past the GOP's frames.
     fn plan(&mut self, end: usize, leading: std::ops::Range<usize>) -> Plan {
@@ -349,7 +405,7 @@ impl<P> GopSkipper<P> {
             let Some(p) = h.pts else {
                 // A frame without a timestamp is placed one frame after the one shown before
                 // it: the sampler copy cannot follow.
-                self.enabled = false;
+                self.stop();
                 return Plan::All;
             };
             if h.drop || h.hidden || (i >= end && !leading.contains(&i)) {
@@ -364,21 +420,10 @@ impl<P> GopSkipper<P> {
         }
         own.sort_by(|a, b| a.0.total_cmp(&b.0));
         next.sort_by(f64::total_cmp);
-        let after = self
-            .held
-            .range(leading.end.max(end)..)
-            .filter_map(|h| h.pts.map(|p| self.seconds(p)))
-            .fold(f64::INFINITY, f64::min);
-        let (Some(&(lo, _)), Some(&(hi, _))) = (own.first(), own.last()) else {
-            return Plan::All;
-        };
-        let hi_next = next.last().copied().unwrap_or(hi);
-        let jumps = |from: f64, to: f64| from.is_finite() && (to <= from || to - from > MAX_GAP);
-        if jumps(self.before, lo) || next.first().is_some_and(|&t| t <= hi) || jumps(hi_next, after)
-        {
-            // Timestamps go back or jump here: the timeline will move the frames after the jump
-            // by where the frames before it are; decode everything from here.
-            self.enabled = false;
+        if !self.timestamps_continue(end, &own) {
+            // The timeline will move the frames after a jump by where the frames before it are;
+            // the sampler copy cannot follow: decode everything from here.
+            self.stop();
             return Plan::All;
         }
         let mut sampler = self.sampler.clone();
@@ -389,16 +434,28 @@ impl<P> GopSkipper<P> {
             .collect();
         self.sampler = sampler.clone();
         let leading_taken = next.iter().any(|t| sampler.take(*t));
-        let droppable = leading.is_empty() || self.droppable_leading;
         // A frame decoded but never shown (pre-roll) has no place to be counted in if dropped.
         let hidden = self.held.range(..end).any(|h| h.hidden);
-        if leading_taken || !droppable || hidden || self.check.verified < VERIFIED_BEFORE_SKIPPING {
+        if leading_taken || hidden || self.check.verified < VERIFIED_BEFORE_SKIPPING {
             return Plan::All;
         }
-        match taken.iter().max() {
-            None => Plan::Nothing,
-            Some(&last) if last + 1 < end => Plan::Prefix(last + 1),
-            Some(_) => Plan::All,
+        // References after the last frame taken may go only if decoding can start again at the
+        // next key frame and nothing in the next GOP refers back to them: its leading pictures
+        // (if any) are references to none.
+        let clean = self.held.get(end).is_none_or(|k| k.restart)
+            && self.held.range(leading).all(|h| h.reference == Some(false));
+        let last = taken.iter().max().copied();
+        let feed = (0..end)
+            .map(|i| {
+                let needed_reference = self.held[i].reference != Some(false)
+                    && (last.is_some_and(|l| i <= l) || !clean);
+                taken.contains(&i) || needed_reference
+            })
+            .collect::<Vec<bool>>();
+        if feed.iter().all(|f| *f) {
+            Plan::All
+        } else {
+            Plan::Only(feed)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! presentation index and timestamp. `ffmpeg.rs` drives FFmpeg (software decoding, or NVDEC on a
 //! GPU through `nvdec.rs`, with the CPU as the fallback).
 
+pub mod bitstream;
 pub mod convert;
 pub mod ffmpeg;
 pub mod gop_skip;

@@ -135,3 +135,44 @@ fn skipping_gops_gives_the_frames_of_decoding_everything() {
         same_frames(&clip.unwrap().path(), 1.0);
     }
 }
+
+/// Streams a review broke earlier versions with: H.264 key frames that are recovery points, not
+/// IDR pictures (x264 open GOPs, intra refresh), after which FFmpeg drops frames when drained
+/// soon after a flush; a clock jump of 100 s inside a GOP in MPEG-TS (the timeline undoes it as
+/// a splice). Many sampling periods, since which GOPs lose packets depends on the period.
+#[test]
+fn recovery_points_and_clock_jumps_give_the_frames_of_decoding_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = media("videos/faces_hamilton_whitehouse.mp4");
+    let src = src.to_str().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let x264 = |name: &str, extra: &[&str]| {
+        let out = path(name);
+        let mut args = vec!["-t", "8", "-i", src, "-an", "-r", "25", "-c:v", "libx264"];
+        args.extend_from_slice(&["-preset", "veryfast"]);
+        args.extend_from_slice(extra);
+        args.push(&out);
+        ffmpeg(&args);
+    };
+    let gop12 = ["-g", "12", "-keyint_min", "12", "-sc_threshold", "0"];
+    x264(
+        "open.mp4",
+        &[&gop12[..], &["-bf", "2", "-x264-params", "open-gop=1"]].concat(),
+    );
+    x264(
+        "refresh.mp4",
+        &["-bf", "0", "-x264-params", "keyint=12:intra-refresh=1"],
+    );
+    x264(
+        "p0.ts",
+        &[&gop12[..], &["-bf", "0", "-f", "mpegts"]].concat(),
+    );
+    let (p0, jump) = (path("p0.ts"), path("jump.ts"));
+    let shift = r"setts=ts=if(gte(N\,101)\,TS+100*90000\,TS)";
+    ffmpeg(&["-i", &p0, "-c", "copy", "-bsf:v", shift, &jump]);
+    for name in ["open.mp4", "refresh.mp4", "jump.ts"] {
+        for every in [0.2, 0.32, 0.52, 0.56, 0.84, 1.0, 1.28, 7.0] {
+            same_frames(&dir.path().join(name), every);
+        }
+    }
+}

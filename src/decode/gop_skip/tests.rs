@@ -14,6 +14,8 @@ struct Picture {
     stamp: Option<i64>,
     key: bool,
     refs: Vec<i64>,
+    /// Other pictures may refer to it.
+    reference: bool,
     /// Packets per shown frame (2: field-coded, the second field carries no picture of its own).
     second_field: bool,
 }
@@ -23,11 +25,12 @@ struct Picture {
 /// to the previous GOP (leading pictures).
 fn stream(n: i64, gop: i64, b: i64, open: bool) -> Vec<Picture> {
     let keys: Vec<i64> = (0..n).step_by(gop as usize).collect();
-    stream_with_keys(n, &keys, b, open)
+    stream_with_keys(n, &keys, b, open, false)
 }
 
-/// As `stream`, with key frames at `keys` (sorted, starting at 0).
-fn stream_with_keys(n: i64, keys: &[i64], b: i64, open: bool) -> Vec<Picture> {
+/// As `stream`, with key frames at `keys` (sorted, starting at 0); `pyramid`: the middle B-frame
+/// of each run of two or more is a reference for the others (x264's B-pyramid).
+fn stream_with_keys(n: i64, keys: &[i64], b: i64, open: bool, pyramid: bool) -> Vec<Picture> {
     let is_key = |p: i64| keys.binary_search(&p).is_ok();
     let mut refs: Vec<i64> = Vec::new();
     let mut since_key = 0;
@@ -51,17 +54,29 @@ fn stream_with_keys(n: i64, keys: &[i64], b: i64, open: bool) -> Vec<Picture> {
             stamp: Some(r),
             key: is_key(r),
             refs: r_refs,
+            reference: true,
             second_field: false,
         });
         if let Some(p) = prev {
-            for bpts in p + 1..r {
-                out.push(Picture {
-                    pts: bpts,
-                    stamp: Some(bpts),
-                    key: false,
-                    refs: vec![p, r],
-                    second_field: false,
-                });
+            let b_frame = |pts: i64, refs: Vec<i64>, reference: bool| Picture {
+                pts,
+                stamp: Some(pts),
+                key: false,
+                refs,
+                reference,
+                second_field: false,
+            };
+            let middle = (pyramid && r - p > 2).then_some(p + (r - p) / 2);
+            if let Some(m) = middle {
+                out.push(b_frame(m, vec![p, r], true));
+            }
+            for bpts in (p + 1..r).filter(|t| Some(*t) != middle) {
+                let refs = match middle {
+                    Some(m) if bpts < m => vec![p, m],
+                    Some(m) => vec![m, r],
+                    None => vec![p, r],
+                };
+                out.push(b_frame(bpts, refs, false));
             }
         }
         prev = Some(r);
@@ -119,15 +134,10 @@ struct Run {
     skipped_gops: u64,
 }
 
-/// Drives the model decoder as `FfmpegSource` drives FFmpeg's.
-fn run(
-    pictures: &[Picture],
-    every: f64,
-    tick: f64,
-    skipping: bool,
-    leading_droppable: bool,
-) -> Run {
-    let skipper = GopSkipper::new(every, tick, 0.0, leading_droppable);
+/// Drives the model decoder as `FfmpegSource` drives FFmpeg's; `known_refs`: packets say whether
+/// they are references (else the skipper must assume they are).
+fn run(pictures: &[Picture], every: f64, tick: f64, skipping: bool, known_refs: bool) -> Run {
+    let skipper = GopSkipper::new(every, tick, 0.0);
     let mut skipper = if skipping {
         skipper
     } else {
@@ -184,6 +194,8 @@ fn run(
                         pts: p.stamp,
                         key: p.key,
                         hidden: false,
+                        reference: known_refs.then_some(p.reference),
+                        restart: p.key,
                         payload: p,
                     }),
                     None if !ended => {
@@ -210,10 +222,10 @@ fn same_as_decoding_everything(
     pictures: &[Picture],
     every: f64,
     tick: f64,
-    droppable: bool,
+    known_refs: bool,
 ) -> Run {
-    let all = run(pictures, every, tick, false, droppable);
-    let fast = run(pictures, every, tick, true, droppable);
+    let all = run(pictures, every, tick, false, known_refs);
+    let fast = run(pictures, every, tick, true, known_refs);
     assert_eq!(fast.sampled, all.sampled, "sampled frames differ");
     assert_eq!(all.skipped_gops, 0);
     fast
@@ -228,6 +240,35 @@ fn half_second_gops_at_one_sample_per_second_decode_about_half() {
     // Of each GOP with a sample point only the packets up to the sampled frame are decoded.
     assert!(r.decoded < 500, "decoded {} of 1500", r.decoded);
     assert!(r.skipped_gops > 50, "{r:?}");
+    // Knowing which pictures are references, the B-frames before each sampled frame go too.
+    let known = same_as_decoding_everything(&pictures, 1.0, 0.04, true);
+    assert!(
+        known.decoded < r.decoded - 40,
+        "{} vs {}",
+        known.decoded,
+        r.decoded
+    );
+}
+
+#[test]
+fn long_gops_decode_only_references_and_sampled_frames() {
+    // A key frame every 10 s, B-pyramid of three: of the B-frames only the middle ones (the
+    // pyramid's references) and the sampled ones are decoded.
+    let keys: Vec<i64> = (0..1500).step_by(250).collect();
+    let pictures = stream_with_keys(1500, &keys, 3, false, true);
+    let r = same_as_decoding_everything(&pictures, 1.0, 0.04, true);
+    let references = pictures.iter().filter(|p| p.reference).count() as u64;
+    // The first GOP is decoded whole: no frame has come out yet to show the decoder returns
+    // one frame per packet.
+    let first_gop = pictures
+        .iter()
+        .filter(|p| p.pts < 250 && !p.reference)
+        .count() as u64;
+    assert!(
+        r.decoded <= references + first_gop + 60,
+        "{} decoded; {references} references",
+        r.decoded
+    );
 }
 
 #[test]
@@ -263,13 +304,14 @@ fn open_gops_are_decoded_unless_their_leading_pictures_can_be_dropped() {
         .filter(|w| w[0].key && w[1].pts < w[0].pts)
         .count();
     assert!(leading > 50, "the model stream must have open GOPs");
-    // H.264-like: leading pictures may be references, so the GOP before is always decoded.
+    // Not knowing whether leading pictures are references, the GOP before is always decoded.
     // Only the last GOP, which nothing follows, may go.
-    let h264 = same_as_decoding_everything(&pictures, 1.0, 0.04, false);
-    assert!(h264.skipped_gops <= 1, "{h264:?}");
-    // MPEG-2-like: they are B-pictures, dropped with the GOP they refer to.
-    let mpeg2 = same_as_decoding_everything(&pictures, 1.0, 0.04, true);
-    assert!(mpeg2.skipped_gops > 20, "{mpeg2:?}");
+    let unknown = same_as_decoding_everything(&pictures, 1.0, 0.04, false);
+    assert!(unknown.skipped_gops <= 1, "{unknown:?}");
+    // Leading pictures that are no references (MPEG-2 B-pictures, H.264 with nal_ref_idc 0)
+    // are dropped with the GOP they refer to.
+    let known = same_as_decoding_everything(&pictures, 1.0, 0.04, true);
+    assert!(known.skipped_gops > 20, "{known:?}");
 }
 
 #[test]
@@ -337,9 +379,8 @@ fn random_gop_structures_give_the_frames_of_a_full_decode() {
         let b = next(4) as i64;
         let open = next(2) == 1;
         let every = [0.3, 0.5, 1.0, 1.7, 4.0][next(5) as usize];
-        let pictures = stream_with_keys(n, &keys, b, open);
-        skipped +=
-            same_as_decoding_everything(&pictures, every, 0.04, open && next(2) == 1).skipped_gops;
+        let pictures = stream_with_keys(n, &keys, b, open, next(2) == 1);
+        skipped += same_as_decoding_everything(&pictures, every, 0.04, next(2) == 1).skipped_gops;
     }
     assert!(skipped > 100, "{skipped}");
 }
