@@ -1,4 +1,5 @@
-//! NVDEC through FFmpeg's CUDA hardware decoding: the decoder writes every frame into GPU memory,
+//! NVDEC through FFmpeg's CUDA hardware decoding: the decoder writes every frame it is given (the
+//! packets `gop_skip` lets through, as on the CPU) into GPU memory,
 //! in the GPU's primary context (the one cudarc and ONNX Runtime use), so the decoding work leaves
 //! the CPU. Only sampled frames are copied back to the host for the CPU stages (at one sample per
 //! second of 25 fps, 4 % of the frames).
