@@ -139,6 +139,8 @@ pub struct FfmpegSource {
     skipper: GopSkipper<ff::Packet>,
     /// Where packets say whether their picture is a reference.
     ref_syntax: RefSyntax,
+    /// Whether the first decoded frame was flagged interlaced (`watch_interlacing`).
+    first_interlaced: Option<bool>,
     finished: bool,
     decoded: ff::frame::Video,
     watchdog: Watchdog,
@@ -257,6 +259,15 @@ impl FfmpegSource {
                 ("cpu", Some(why))
             }
         };
+        if ctx.id() == ff::codec::Id::H264 {
+            // SAFETY: the context is valid and not yet opened; has_b_frames is a plain field.
+            unsafe {
+                let c = ctx.as_mut_ptr();
+                (*c).has_b_frames =
+                    (*c).has_b_frames
+                        .max(h264_max_reorder((*c).level, (*c).width, (*c).height));
+            }
+        }
         ctx.set_threading(ff::codec::threading::Config {
             kind: ff::codec::threading::Type::Frame,
             // NVDEC does the work on the GPU: one thread keeps the decode surfaces at the
@@ -404,6 +415,7 @@ impl FfmpegSource {
             draining: false,
             skipper,
             ref_syntax,
+            first_interlaced: None,
             finished: false,
             decoded: ff::frame::Video::empty(),
             watchdog,
@@ -476,8 +488,13 @@ impl FfmpegSource {
         loop {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
-                    self.skipper
-                        .output(self.decoded.timestamp().or(self.decoded.pts()));
+                    let pts = self.decoded.timestamp().or(self.decoded.pts());
+                    for dropped in self.skipper.output(pts) {
+                        // Frames left out still pass through the timeline in order.
+                        let t = dropped as f64 * self.time_base;
+                        self.timeline.map(t - self.origin.unwrap_or(t));
+                    }
+                    self.watch_interlacing();
                     return Ok(true);
                 }
                 Err(ff::Error::Eof) if self.draining => {
@@ -499,6 +516,19 @@ impl FfmpegSource {
                 return Ok(false);
             }
             self.feed()?;
+        }
+    }
+
+    /// FFmpeg's H.264 decoder flags a frame-coded picture shown as two fields (pic_struct 3/4)
+    /// interlaced or not after the picture decoded before it, and a flush resets that: leaving
+    /// pictures out could change which frames are deinterlaced. Skipping stops when the flag
+    /// changes within a stream.
+    fn watch_interlacing(&mut self) {
+        let interlaced = self.decoded.is_interlaced();
+        match self.first_interlaced {
+            None => self.first_interlaced = Some(interlaced),
+            Some(first) if first != interlaced => self.skipper.stop(),
+            Some(_) => {}
         }
     }
 
@@ -615,6 +645,37 @@ impl FfmpegSource {
         }
         Ok(img.rotate_clockwise(self.info.rotation))
     }
+}
+
+/// The most frames an H.264 stream at `level` and this size may hold back for reordering (as
+/// FFmpeg derives it in strict mode). Starting the decoder there, instead of growing the buffer
+/// when deeper reordering first shows (which drops a frame, and a different one depending on
+/// which packets were left out), keeps every frame of streams whose headers do not state their
+/// reordering depth.
+fn h264_max_reorder(level: i32, width: i32, height: i32) -> i32 {
+    const MAX_DPB_MBS: [(i32, i32); 16] = [
+        (10, 396),
+        (11, 900),
+        (12, 2376),
+        (13, 2376),
+        (20, 2376),
+        (21, 4752),
+        (22, 8100),
+        (30, 8100),
+        (31, 18000),
+        (32, 20480),
+        (40, 32768),
+        (41, 32768),
+        (42, 34816),
+        (50, 110400),
+        (51, 184320),
+        (52, 184320),
+    ];
+    let macroblocks = ((width + 15) / 16).max(1) * ((height + 15) / 16).max(1);
+    MAX_DPB_MBS
+        .iter()
+        .find(|(l, _)| *l == level)
+        .map_or(15, |(_, mbs)| (mbs / macroblocks).min(15))
 }
 
 impl FfmpegSource {

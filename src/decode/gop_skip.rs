@@ -11,7 +11,8 @@
 //!
 //! The sampled frames, their indices and timestamps stay exactly those of decoding everything;
 //! only `frames_decoded` changes. Frames left out still count in the presentation index: each is
-//! counted when the decoder returns the first frame shown after it (`dropped_shown`).
+//! counted when the decoder returns the first frame shown after it (`dropped_shown`), and their
+//! timestamps still pass through the timeline (its MPEG-TS splice detection compares neighbours).
 //!
 //! Resuming at the next key frame after a flush gives the frames of decoding straight through
 //! only when nothing after it refers back to what was left out and the decoder shows everything
@@ -235,20 +236,24 @@ impl<P> GopSkipper<P> {
     }
 
     /// The decoder returned a frame with this timestamp; the dropped frames shown before it
-    /// are counted.
-    pub fn output(&mut self, pts: Option<i64>) {
+    /// are counted, and their timestamps returned in presentation order (the timeline must see
+    /// them: MPEG-TS splice detection compares neighbouring frames).
+    pub fn output(&mut self, pts: Option<i64>) -> Vec<i64> {
         if self.active() {
             self.check.output(pts);
             if self.check.broken {
                 self.check.pending.clear();
             }
         }
+        let mut passed = Vec::new();
         if let Some(p) = pts {
-            while self.dropped.peek().is_some_and(|Reverse(d)| *d < p) {
+            while let Some(Reverse(d)) = self.dropped.peek().copied().filter(|Reverse(d)| *d < p) {
                 self.dropped.pop();
                 self.dropped_shown += 1;
+                passed.push(d);
             }
         }
+        passed
     }
 
     /// Dropped frames shown before the frame last returned: what its presentation index adds to

@@ -136,10 +136,11 @@ fn skipping_gops_gives_the_frames_of_decoding_everything() {
     }
 }
 
-/// Streams a review broke earlier versions with: H.264 key frames that are recovery points, not
+/// Streams reviews broke earlier versions with: H.264 key frames that are recovery points, not
 /// IDR pictures (x264 open GOPs, intra refresh), after which FFmpeg drops frames when drained
 /// soon after a flush; a clock jump of 100 s inside a GOP in MPEG-TS (the timeline undoes it as
-/// a splice). Many sampling periods, since which GOPs lose packets depends on the period.
+/// a splice); periods over a minute in MPEG-TS. Many sampling periods, since which GOPs lose
+/// packets depends on the period.
 #[test]
 fn recovery_points_and_clock_jumps_give_the_frames_of_decoding_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,5 +175,33 @@ fn recovery_points_and_clock_jumps_give_the_frames_of_decoding_everything() {
         for every in [0.2, 0.32, 0.52, 0.56, 0.84, 1.0, 1.28, 7.0] {
             same_frames(&dir.path().join(name), every);
         }
+    }
+    // Sampling periods over a minute in MPEG-TS: the frames left out must still reach the
+    // timeline, whose splice detection compares neighbouring frames.
+    let long = path("long.ts");
+    ffmpeg(&[
+        "-stream_loop",
+        "30",
+        "-i",
+        src,
+        "-an",
+        "-t",
+        "200",
+        "-r",
+        "25",
+        "-vf",
+        "scale=160:90",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "24",
+        "-f",
+        "mpegts",
+        &long,
+    ]);
+    for every in [61.0, 100.0] {
+        assert!(same_frames(Path::new(&long), every) > 0.9);
     }
 }
