@@ -182,9 +182,10 @@ pub struct RunArgs {
     /// long-GOP material, but samples are no closer together than the key frames).
     #[arg(long, value_enum, default_value_t = Sampling::Exact)]
     pub sampling: Sampling,
-    /// Decode every frame. By default exact sampling passes over what the sampled frames do not
-    /// need (GOPs without a sample point, the rest of a GOP after its sampled frame) where that
-    /// gives the same frames; this turns it off, for checking (same results, slower).
+    /// Decode every frame. By default exact sampling leaves out what the sampled frames do not
+    /// need (pictures nothing refers to, the rest of a GOP after its sampled frame, GOPs without
+    /// a sample point) where that gives the same frames; this turns it off, for checking (same
+    /// results, slower).
     #[arg(long)]
     pub decode_all: bool,
     /// Also write every N-th sampled frame with boxes and landmarks drawn.

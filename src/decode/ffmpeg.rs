@@ -489,11 +489,8 @@ impl FfmpegSource {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     let pts = self.decoded.timestamp().or(self.decoded.pts());
-                    for dropped in self.skipper.output(pts) {
-                        // Frames left out still pass through the timeline in order.
-                        let t = dropped as f64 * self.time_base;
-                        self.timeline.map(t - self.origin.unwrap_or(t));
-                    }
+                    let dropped = self.skipper.output(pts);
+                    self.pass_through_timeline(&dropped);
                     self.watch_interlacing();
                     return Ok(true);
                 }
@@ -516,6 +513,15 @@ impl FfmpegSource {
                 return Ok(false);
             }
             self.feed()?;
+        }
+    }
+
+    /// Frames left out still pass through the timeline, in presentation order: its MPEG-TS splice
+    /// detection compares neighbouring frames, and the last time reached is the file's.
+    fn pass_through_timeline(&mut self, dropped: &[i64]) {
+        for &pts in dropped {
+            let t = pts as f64 * self.time_base;
+            self.stats.last_timestamp = self.timeline.map(t - self.origin.unwrap_or(t));
         }
     }
 
@@ -717,6 +723,8 @@ impl FrameSource for FfmpegSource {
         while !self.finished {
             if !self.receive()? {
                 self.finished = true;
+                let rest = self.skipper.finish();
+                self.pass_through_timeline(&rest);
                 self.stats.frames_not_decoded = match self.sampling {
                     Sampling::Exact => self.skipper.frames_dropped,
                     Sampling::Keyframe => self.packets.saturating_sub(self.stats.frames_decoded),

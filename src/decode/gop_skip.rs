@@ -256,6 +256,17 @@ impl<P> GopSkipper<P> {
         passed
     }
 
+    /// The stream is done: the timestamps of dropped frames shown after the last frame returned,
+    /// in presentation order (they are counted as shown).
+    pub fn finish(&mut self) -> Vec<i64> {
+        let mut rest = Vec::with_capacity(self.dropped.len());
+        while let Some(Reverse(d)) = self.dropped.pop() {
+            self.dropped_shown += 1;
+            rest.push(d);
+        }
+        rest
+    }
+
     /// Dropped frames shown before the frame last returned: what its presentation index adds to
     /// the frames decoded.
     pub fn dropped_shown(&self) -> u64 {

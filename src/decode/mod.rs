@@ -124,7 +124,7 @@ pub struct DecodeStats {
     pub partial: bool,
     /// Why the video is partial, when it is.
     pub partial_reason: Option<String>,
-    /// Media time of the last decoded frame, seconds.
+    /// Media time of the last frame (decoded or passed over), seconds.
     pub last_timestamp: f64,
 }
 

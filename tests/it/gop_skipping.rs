@@ -6,13 +6,13 @@
 use std::path::Path;
 
 use facetv::decode::ffmpeg::FfmpegSource;
-use facetv::decode::{DecodeOptions, FrameSource};
+use facetv::decode::{DecodeOptions, DecodeStats, FrameSource};
 
 use crate::common::media;
 use crate::video_job::ffmpeg;
 
-/// (index, timestamp, pixels) of every sampled frame, and the frames not decoded.
-fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)>, u64, u64) {
+/// (index, timestamp, pixels) of every sampled frame; the decoder's counters.
+fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)>, DecodeStats) {
     let opts = DecodeOptions {
         decode_all,
         ..DecodeOptions::exact(every)
@@ -22,16 +22,26 @@ fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)
     while let Some(f) = source.next_sampled().unwrap() {
         frames.push((f.index, f.timestamp, f.image.data));
     }
-    let stats = source.stats();
-    (frames, stats.frames_not_decoded, stats.frames_decoded)
+    (frames, source.stats().clone())
 }
 
 /// Decodes `clip` both ways at `every`; returns the share of frames not decoded.
 fn same_frames(clip: &Path, every: f64) -> f64 {
-    let (all, not_decoded, _) = decode(clip, every, true);
-    assert_eq!(not_decoded, 0);
-    let (fast, skipped, decoded) = decode(clip, every, false);
+    let (all, all_stats) = decode(clip, every, true);
+    assert_eq!(all_stats.frames_not_decoded, 0);
+    let (fast, stats) = decode(clip, every, false);
+    let (skipped, decoded) = (stats.frames_not_decoded, stats.frames_decoded);
     let name = clip.file_name().unwrap().to_string_lossy();
+    // Every frame is counted once, decoded or not, and the file ends at the same time.
+    assert_eq!(
+        decoded + skipped,
+        all_stats.frames_decoded,
+        "{name} every {every}"
+    );
+    assert_eq!(
+        stats.last_timestamp, all_stats.last_timestamp,
+        "{name} every {every}"
+    );
     assert_eq!(fast.len(), all.len(), "{name} every {every}: sample count");
     for (f, a) in fast.iter().zip(&all) {
         assert_eq!((f.0, f.1), (a.0, a.1), "{name} every {every}: index/time");
