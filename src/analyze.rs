@@ -36,10 +36,8 @@ pub struct Analyzer {
 impl Analyzer {
     /// Where the models run, as every summary records it: `cpu` or `cuda:N`.
     pub fn backend(&self) -> String {
-        match self.provider {
-            Provider::Cpu => "cpu".into(),
-            Provider::Gpu { device, .. } => format!("cuda:{device}"),
-        }
+        self.gpu()
+            .map_or_else(|| "cpu".into(), |device| format!("cuda:{device}"))
     }
 
     /// The GPU of a GPU pipeline: its videos are decoded there with NVDEC where possible.

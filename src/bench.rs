@@ -64,30 +64,34 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
     }
 }
 
-/// Decodes `input` as the job does; the time taken, the sampled frames, the counters.
+/// Decodes `input` as the job does; the time taken, the sampled frames (when `keep`; else each
+/// is dropped once made), the counters.
 fn timed_decode(
     input: &Path,
     opts: &DecodeOptions,
     gpu: Option<usize>,
+    keep: bool,
 ) -> Result<(f64, Vec<SampledFrame>, DecodeStats)> {
     let t = Instant::now();
     let mut source = FfmpegSource::open(input, opts, gpu)?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
-        frames.push(f);
+        if keep {
+            frames.push(f);
+        }
     }
     Ok((t.elapsed().as_secs_f64(), frames, source.stats().clone()))
 }
 
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone, as the job does and (exact sampling) decoding every frame.
-    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, analyzer.gpu())?;
+    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, analyzer.gpu(), true)?;
     let every_frame = if cfg.decode.sampling == Sampling::Exact && !cfg.decode.decode_all {
         let all = DecodeOptions {
             decode_all: true,
             ..cfg.decode
         };
-        let (seconds, _, all_stats) = timed_decode(input, &all, analyzer.gpu())?;
+        let (seconds, _, all_stats) = timed_decode(input, &all, analyzer.gpu(), false)?;
         Some(stage(
             "decode (all)",
             all_stats.frames_sampled,

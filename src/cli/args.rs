@@ -272,8 +272,8 @@ pub struct BenchArgs {
     /// exact or keyframe (see `facetv-gpu run --help`).
     #[arg(long, value_enum, default_value_t = Sampling::Exact)]
     pub sampling: Sampling,
-    /// Decode every frame in the end-to-end run (see `facetv-gpu run --help`); the decode stage
-    /// is measured both ways either way.
+    /// Decode every frame, in the decode stage and the end-to-end run (see `facetv-gpu run
+    /// --help`); without it the decode stage is also timed decoding every frame, for the ratio.
     #[arg(long)]
     pub decode_all: bool,
     /// Sampled frames sent through the models together.

@@ -127,12 +127,11 @@ fn providers(device: &DeviceArg, precision: Option<Precision>) -> Vec<Provider> 
         DeviceArg::Auto => {
             // No driver library: a CPU machine, quietly. A driver that cannot list GPUs is a
             // broken GPU node: say so before running on the CPU.
-            let driver = crate::gpu::ensure_driver().is_ok();
             match crate::gpu::device::count() {
                 Ok(n) if n > 0 => (0..n).map(|d| gpu(d, precision)).collect(),
                 Ok(_) => vec![Provider::Cpu],
                 Err(e) => {
-                    if driver {
+                    if crate::gpu::ensure_driver().is_ok() {
                         tracing::warn!("--device auto: {e}; running on the CPU");
                     }
                     vec![Provider::Cpu]

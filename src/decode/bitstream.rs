@@ -38,17 +38,9 @@ impl RefSyntax {
     /// drops frames after an I-picture that is only a recovery point when it is drained soon
     /// after the flush), any key frame otherwise.
     pub fn is_restart(self, data: &[u8]) -> bool {
-        let first_slice = |units: &mut dyn Iterator<Item = &[u8]>| {
-            units
-                .filter_map(|u| u.first().copied())
-                .find(|h| matches!(h & 0x1f, 1..=5))
-        };
         match self {
-            RefSyntax::H264Length(n) => {
-                first_slice(&mut length_prefixed(data, n)).is_some_and(|h| h & 0x1f == 5)
-            }
-            RefSyntax::H264AnnexB => {
-                first_slice(&mut start_coded(data).map(|(_, u)| u)).is_some_and(|h| h & 0x1f == 5)
+            RefSyntax::H264Length(_) | RefSyntax::H264AnnexB => {
+                self.h264_first_slice(data).is_some_and(|h| h & 0x1f == 5)
             }
             _ => true,
         }
@@ -58,8 +50,11 @@ impl RefSyntax {
     /// is, `None` when the packet does not say.
     pub fn is_reference(self, data: &[u8]) -> Option<bool> {
         match self {
-            RefSyntax::H264Length(n) => h264_reference(length_prefixed(data, n)),
-            RefSyntax::H264AnnexB => h264_reference(start_coded(data).map(|(_, unit)| unit)),
+            // The first slice's nal_ref_idc (every slice of a picture has the same, by the
+            // standard).
+            RefSyntax::H264Length(_) | RefSyntax::H264AnnexB => {
+                self.h264_first_slice(data).map(|h| h & 0x60 != 0)
+            }
             // Picture header: 10 bits temporal reference, 3 bits coding type (3 = B).
             RefSyntax::Mpeg12 => start_coded(data)
                 .find(|(code, _)| *code == 0x00)
@@ -73,22 +68,24 @@ impl RefSyntax {
             RefSyntax::Unknown => None,
         }
     }
-}
 
-/// H.264: the first slice's nal_ref_idc (every slice of a picture has the same, by the standard).
-fn h264_reference<'a>(units: impl Iterator<Item = &'a [u8]>) -> Option<bool> {
-    for unit in units {
-        let Some(&header) = unit.first() else {
-            continue;
+    /// The NAL header of an H.264 packet's first slice; `None` without one, or at a unit with
+    /// the forbidden bit set (not H.264 as we know it).
+    fn h264_first_slice(self, data: &[u8]) -> Option<u8> {
+        let units: Box<dyn Iterator<Item = &[u8]>> = match self {
+            RefSyntax::H264Length(n) => Box::new(length_prefixed(data, n)),
+            _ => Box::new(start_coded(data).map(|(_, unit)| unit)),
         };
-        if header & 0x80 != 0 {
-            return None; // forbidden bit: not H.264 as we know it
+        for header in units.filter_map(|u| u.first().copied()) {
+            if header & 0x80 != 0 {
+                return None;
+            }
+            if matches!(header & 0x1f, 1..=5) {
+                return Some(header);
+            }
         }
-        if matches!(header & 0x1f, 1..=5) {
-            return Some(header & 0x60 != 0);
-        }
+        None
     }
-    None
 }
 
 /// Units of a length-prefixed stream; stops at a length that runs past the end.

@@ -379,6 +379,8 @@ impl FfmpegSource {
         };
         let nominal_rate = nominal.unwrap_or(25.0);
         let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0));
+        let skip = sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all;
+        let skipper = if skip { skipper } else { skipper.decode_all() };
         // SAFETY: the opened decoder's extradata is `extradata_size` bytes (or null).
         let extradata = unsafe {
             let c = decoder.as_ptr();
@@ -389,12 +391,6 @@ impl FfmpegSource {
             }
         };
         let ref_syntax = RefSyntax::of(decoder.id(), extradata);
-        let skipper = if sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all
-        {
-            skipper
-        } else {
-            skipper.decode_all()
-        };
         Ok(FfmpegSource {
             path: path.to_path_buf(),
             input,
@@ -504,8 +500,7 @@ impl FfmpegSource {
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {}
                 Err(_) => {
                     // A frame that failed to decode: count it and go on.
-                    self.stats.corrupt_packets += 1;
-                    self.skipper.stop();
+                    self.count_corrupt();
                     continue;
                 }
             }
@@ -514,6 +509,13 @@ impl FfmpegSource {
             }
             self.feed()?;
         }
+    }
+
+    /// A packet the demuxer or decoder could not use: counted, and nothing more is left out of the
+    /// file (a damaged packet passed over would still count as a frame).
+    fn count_corrupt(&mut self) {
+        self.stats.corrupt_packets += 1;
+        self.skipper.stop();
     }
 
     /// Frames left out still pass through the timeline, in presentation order: its MPEG-TS splice
@@ -545,8 +547,7 @@ impl FfmpegSource {
             match self.skipper.next() {
                 Some(Step::Feed(packet)) => {
                     if self.decoder.send_packet(&packet).is_err() {
-                        self.stats.corrupt_packets += 1;
-                        self.skipper.stop();
+                        self.count_corrupt();
                     }
                     return Ok(());
                 }
@@ -607,11 +608,7 @@ impl FfmpegSource {
                     }));
                 }
                 Err(ff::Error::Eof) => return Ok(None),
-                Err(ff::Error::InvalidData) => {
-                    self.stats.corrupt_packets += 1;
-                    self.skipper.stop();
-                    continue;
-                }
+                Err(ff::Error::InvalidData) => self.count_corrupt(),
                 Err(ff::Error::Exit) if crate::resume::stop_requested() => {
                     return Err(Error::Interrupted)
                 }

@@ -113,15 +113,18 @@ impl OutputCheck {
     }
 }
 
+/// A packet held back, and whether it is already known to go (a leading picture of a GOP
+/// whose predecessor lost packets).
 struct Held<P> {
-    pts: Option<i64>,
-    key: bool,
-    hidden: bool,
-    reference: Option<bool>,
-    restart: bool,
-    /// A leading picture of a GOP whose predecessor lost packets.
+    packet: Packet<P>,
     drop: bool,
-    payload: P,
+}
+
+impl<P> std::ops::Deref for Held<P> {
+    type Target = Packet<P>;
+    fn deref(&self) -> &Packet<P> {
+        &self.packet
+    }
 }
 
 /// Which of a GOP's packets the decoder gets.
@@ -201,13 +204,8 @@ impl<P> GopSkipper<P> {
     /// The next packet of the stream.
     pub fn push(&mut self, packet: Packet<P>) {
         let held = Held {
-            pts: packet.pts,
-            key: packet.key,
-            hidden: packet.hidden,
-            reference: packet.reference,
-            restart: packet.restart,
+            packet,
             drop: false,
-            payload: packet.payload,
         };
         if !self.active() {
             self.flush_held();
@@ -290,14 +288,14 @@ impl<P> GopSkipper<P> {
                 Some(p) => self.dropped.push(Reverse(p)),
                 None => self.dropped_shown += 1,
             }
-            self.ready.push_back(Step::Drop(h.payload));
+            self.ready.push_back(Step::Drop(h.packet.payload));
             return;
         }
         if !h.hidden && self.active() {
             self.check.fed(h.pts);
         }
         self.fed_since_drain = true;
-        self.ready.push_back(Step::Feed(h.payload));
+        self.ready.push_back(Step::Feed(h.packet.payload));
     }
 
     fn flush_held(&mut self) {
@@ -327,15 +325,14 @@ impl<P> GopSkipper<P> {
             if end == 0 {
                 return;
             }
-            let plan = match self.leading_pictures(end) {
-                Some(leading) => self.plan(end, leading),
+            let (plan, leading) = match self.leading_pictures(end) {
+                Some(leading) => (self.plan(end, leading.clone()), leading),
                 None if self.held.len() < MAX_HELD => return, // wait for the next packets
                 None => {
                     self.stop();
-                    Plan::All
+                    (Plan::All, end..end)
                 }
             };
-            let leading = self.leading_pictures(end).unwrap_or(end..end);
             let gop: Vec<Held<P>> = self.held.drain(..end).collect();
             let feed = match plan {
                 Plan::All => vec![true; end],

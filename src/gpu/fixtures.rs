@@ -52,10 +52,11 @@ pub fn nv12_frames(
     count: usize,
     seed: u64,
 ) -> (Vec<(Vec<u8>, Vec<u8>)>, usize) {
-    let pitch = nv12(w, h, seed).2;
+    let mut pitch = 0;
     let frames = (0..count as u64)
         .map(|i| {
-            let (y, uv, _) = nv12(w, h, seed + i);
+            let (y, uv, p) = nv12(w, h, seed + i);
+            pitch = p;
             (y, uv)
         })
         .collect();
