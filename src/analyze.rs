@@ -1,11 +1,17 @@
 //! The image-level core shared by every command: detect → align → classify on a batch of frames.
 
+use std::sync::Arc;
+
 use crate::align::margin::{margin_crop, MARGIN};
-use crate::align::{align_face, Chip};
+use crate::align::{chip_from_frame, Affine, Chip, CHIP_SIZE};
 use crate::classify::crop::CropConvention;
 use crate::classify::{AgeGender, AgeGenderModel, OnnxAgeGender};
+use crate::decode::nvdec::DeviceFrame;
+use crate::decode::{FrameImage, SampledFrame};
 use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
 use crate::error::{Error, Result};
+use crate::frames::{Frames, HostFrames};
+use crate::gpu::frames::DevicePlane;
 use crate::image::BgrImage;
 use crate::models::{Manifest, ModelStore, Role};
 use crate::runtime::providers::Provider;
@@ -31,6 +37,9 @@ pub struct Analyzer {
     pub missing_optional: Vec<String>,
     /// Where the models run.
     pub provider: Provider,
+    /// The GPU pipeline's device resources, held here (the last field, dropped last) so the
+    /// models' streams outlive their sessions.
+    _plane: Option<Arc<DevicePlane>>,
 }
 
 impl Analyzer {
@@ -69,6 +78,8 @@ pub struct FaceFinder {
     pub detector: Box<dyn Detector>,
     /// Also cut the margin crops (some classifier runs with the margin convention).
     margins: bool,
+    /// Where frames left in GPU memory are processed (a GPU pipeline whose kernels loaded).
+    plane: Option<Arc<DevicePlane>>,
     detect_s: f64,
     align_s: f64,
 }
@@ -83,10 +94,10 @@ pub struct FaceClassifier {
 
 /// The faces found on a batch of frames with their crops, on their way to the classifiers.
 pub struct FoundFaces {
-    faces: Vec<Vec<Face>>,
-    chips: Vec<Vec<Chip>>,
+    pub faces: Vec<Vec<Face>>,
+    pub chips: Vec<Vec<Chip>>,
     /// Margin crops in face order (empty unless a margin convention is in use).
-    margins: Vec<BgrImage>,
+    pub margins: Vec<BgrImage>,
 }
 
 /// Accumulated wall time per stage.
@@ -146,7 +157,29 @@ impl Analyzer {
         }
         let (det_path, det_sha) = store.verified(det_spec)?;
         let mut model_hashes = vec![(det_spec.name.clone(), det_sha)];
-        let detector = Box::new(OnnxDetector::open(det_spec, &det_path, detect, session)?);
+        let mut plane = match session.provider {
+            Provider::Cpu => None,
+            Provider::Gpu { device, .. } => match DevicePlane::open(device) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(
+                        "GPU {device}: sampled frames go through the host (our kernels cannot run: {e})"
+                    );
+                    None
+                }
+            },
+        };
+        // Each model on its own stream; the detector on the one the kernels feeding it run on.
+        let on_stream = |stream: Option<usize>| SessionOptions {
+            compute_stream: stream,
+            ..session
+        };
+        let detector = Box::new(OnnxDetector::open(
+            det_spec,
+            &det_path,
+            detect,
+            on_stream(plane.as_ref().map(|p| p.detector_stream())),
+        )?);
         let (names, explicit): (Vec<String>, bool) = match &choice.classifiers {
             Some(list) => (list.clone(), true),
             None => (
@@ -175,7 +208,12 @@ impl Analyzer {
             }
             let (path, sha) = store.verified(spec)?;
             model_hashes.push((spec.name.clone(), sha));
-            classifiers.push(Box::new(OnnxAgeGender::open(spec, &path, session)?));
+            let stream = plane.as_mut().map(|p| p.model_stream()).transpose()?;
+            classifiers.push(Box::new(OnnxAgeGender::open(
+                spec,
+                &path,
+                on_stream(stream),
+            )?));
             let crop = spec.crop.unwrap_or(CropConvention::Aligned);
             if !default_crops.contains(&crop) {
                 default_crops.push(crop);
@@ -189,13 +227,13 @@ impl Analyzer {
         } else {
             choice.crops.clone()
         };
+        let plane = plane.map(Arc::new);
         Ok(Analyzer {
-            finder: FaceFinder {
+            finder: FaceFinder::new(
                 detector,
-                margins: crops.contains(&CropConvention::Margin),
-                detect_s: 0.0,
-                align_s: 0.0,
-            },
+                crops.contains(&CropConvention::Margin),
+                plane.clone(),
+            ),
             classifier: FaceClassifier {
                 models: classifiers,
                 crops,
@@ -204,6 +242,7 @@ impl Analyzer {
             model_hashes,
             provider: session.provider,
             missing_optional,
+            _plane: plane,
         })
     }
 
@@ -213,7 +252,7 @@ impl Analyzer {
 
     /// Detects, aligns and classifies every face of every frame, one stage after the other.
     pub fn analyze(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<AnalyzedFace>>> {
-        let found = self.finder.find(frames)?;
+        let found = self.finder.find(&mut HostFrames::new(frames))?;
         self.classifier.classify(found)
     }
 
@@ -228,25 +267,52 @@ impl Analyzer {
 }
 
 impl FaceFinder {
-    /// Detects every face of every frame and cuts its chip (and margin crop when needed).
-    pub fn find(&mut self, frames: &[&BgrImage]) -> Result<FoundFaces> {
+    /// `margins`: also cut margin crops; `plane`: where frames left in GPU memory go.
+    pub fn new(
+        detector: Box<dyn Detector>,
+        margins: bool,
+        plane: Option<Arc<DevicePlane>>,
+    ) -> FaceFinder {
+        FaceFinder {
+            detector,
+            margins,
+            plane,
+            detect_s: 0.0,
+            align_s: 0.0,
+        }
+    }
+
+    /// Detects every face of every frame and cuts its chip (and margin crop when needed), where
+    /// the frames are (host or GPU memory).
+    pub fn find(&mut self, frames: &mut dyn Frames) -> Result<FoundFaces> {
         let t0 = std::time::Instant::now();
         let faces = self.detector.detect(frames)?;
         let t1 = std::time::Instant::now();
-        let chips: Vec<Vec<Chip>> = frames
+        let wanted = chip_matrices(&faces);
+        let mut images = frames.chips(&wanted)?.into_iter();
+        let mut matrices = wanted.iter();
+        let chips: Vec<Vec<Chip>> = faces
             .iter()
-            .zip(&faces)
-            .map(|(frame, fs)| fs.iter().map(|f| align_face(frame, f)).collect())
+            .map(|fs| {
+                fs.iter()
+                    .zip(images.by_ref())
+                    .zip(matrices.by_ref())
+                    .map(|((_, image), (_, m))| Chip {
+                        image,
+                        frame_to_chip: *m,
+                    })
+                    .collect()
+            })
             .collect();
-        let margins: Vec<BgrImage> = if self.margins {
-            frames
-                .iter()
-                .zip(&faces)
-                .flat_map(|(frame, fs)| fs.iter().map(|f| margin_crop(frame, f.bbox, MARGIN)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut margins = Vec::new();
+        if self.margins {
+            for (i, fs) in faces.iter().enumerate() {
+                let frame = frames.host(i).ok_or_else(|| {
+                    Error::Invalid("margin crops need the frames in host memory".into())
+                })?;
+                margins.extend(fs.iter().map(|f| margin_crop(frame, f.bbox, MARGIN)));
+            }
+        }
         self.detect_s += (t1 - t0).as_secs_f64();
         self.align_s += t1.elapsed().as_secs_f64();
         Ok(FoundFaces {
@@ -255,6 +321,61 @@ impl FaceFinder {
             margins,
         })
     }
+
+    /// `find` on sampled frames: where they are when all of them are in this pipeline's GPU
+    /// memory, else in host memory (frames on the GPU copied there).
+    pub fn find_sampled(&mut self, batch: &[SampledFrame]) -> Result<FoundFaces> {
+        let plane = self.device_plane();
+        with_frames(plane.as_deref(), batch, |frames| self.find(frames))
+    }
+
+    /// Where `find_sampled` processes frames left in GPU memory: a GPU pipeline whose kernels
+    /// loaded, unless margin crops (cut on the host) are wanted.
+    pub fn device_plane(&self) -> Option<Arc<DevicePlane>> {
+        self.plane.clone().filter(|_| !self.margins)
+    }
+
+    /// Whether `find_sampled` takes frames in GPU memory (`FrameImage::Device`) where they are.
+    pub fn takes_device_frames(&self) -> bool {
+        self.device_plane().is_some()
+    }
+}
+
+/// The chips `faces` (per frame) need, in frame order: (frame index, frame → chip matrix).
+pub fn chip_matrices(faces: &[Vec<Face>]) -> Vec<(usize, Affine)> {
+    faces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, fs)| {
+            fs.iter()
+                .map(move |f| (i, chip_from_frame(&f.landmarks, CHIP_SIZE)))
+        })
+        .collect()
+}
+
+/// Runs `f` on `batch` as `Frames`: on the GPU when every frame is there and `plane` is given,
+/// else in host memory.
+pub fn with_frames<T>(
+    plane: Option<&DevicePlane>,
+    batch: &[SampledFrame],
+    f: impl FnOnce(&mut dyn Frames) -> Result<T>,
+) -> Result<T> {
+    let on_gpu: Option<Vec<&DeviceFrame>> = batch
+        .iter()
+        .map(|s| match &s.image {
+            FrameImage::Device(d) => Some(d),
+            FrameImage::Host(_) => None,
+        })
+        .collect();
+    if let (Some(plane), Some(frames)) = (plane, on_gpu) {
+        return f(&mut plane.frames(frames)?);
+    }
+    let images = batch
+        .iter()
+        .map(|s| s.image.to_host())
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&BgrImage> = images.iter().map(|i| i.as_ref()).collect();
+    f(&mut HostFrames::new(&refs))
 }
 
 impl FaceClassifier {

@@ -13,10 +13,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::align::align_face;
-use crate::analyze::Analyzer;
+use crate::analyze::{chip_matrices, with_frames, Analyzer};
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::{DecodeOptions, DecodeStats, FrameSource, SampledFrame, Sampling};
+use crate::decode::{DecodeOptions, DecodeStats, FrameSource, Nvdec, SampledFrame, Sampling};
 use crate::error::Result;
 use crate::image::BgrImage;
 use crate::pipeline::{process_video, JobConfig};
@@ -69,11 +68,11 @@ fn stage(stage: &str, items: u64, unit: &str, seconds: f64) -> StageResult {
 fn timed_decode(
     input: &Path,
     opts: &DecodeOptions,
-    gpu: Option<usize>,
+    nvdec: Option<Nvdec>,
     keep: bool,
 ) -> Result<(f64, Vec<SampledFrame>, DecodeStats)> {
     let t = Instant::now();
-    let mut source = FfmpegSource::open(input, opts, gpu)?;
+    let mut source = FfmpegSource::open(input, opts, nvdec)?;
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled()? {
         if keep {
@@ -85,13 +84,17 @@ fn timed_decode(
 
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone, as the job does and (exact sampling) decoding every frame.
-    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, analyzer.gpu(), true)?;
+    let nvdec = analyzer.gpu().map(|device| Nvdec {
+        device,
+        keep_frames: analyzer.finder.takes_device_frames(),
+    });
+    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, nvdec, true)?;
     let every_frame = if cfg.decode.sampling == Sampling::Exact && !cfg.decode.decode_all {
         let all = DecodeOptions {
             decode_all: true,
             ..cfg.decode
         };
-        let (seconds, _, all_stats) = timed_decode(input, &all, analyzer.gpu(), false)?;
+        let (seconds, _, all_stats) = timed_decode(input, &all, nvdec, false)?;
         Some(stage(
             "decode (all)",
             all_stats.frames_sampled,
@@ -101,33 +104,30 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
     } else {
         None
     };
-    let images: Vec<&BgrImage> = frames.iter().map(|f| &f.image).collect();
-
-    // Detector alone, in the job's batch size.
+    // Detector and alignment alone, in the job's batches, where the job has the frames (GPU
+    // memory on a GPU pipeline).
+    let plane = analyzer.finder.device_plane();
+    let batch = cfg.batch_frames.max(1);
     let t = Instant::now();
-    let mut faces = Vec::with_capacity(images.len());
-    for part in images.chunks(cfg.batch_frames.max(1)) {
-        faces.extend(analyzer.finder.detector.detect(part)?);
+    let mut faces = Vec::with_capacity(frames.len());
+    for part in frames.chunks(batch) {
+        let detector = &mut analyzer.finder.detector;
+        faces.extend(with_frames(plane.as_deref(), part, |f| detector.detect(f))?);
     }
     let detect_s = t.elapsed().as_secs_f64();
 
-    // Alignment alone.
     let t = Instant::now();
-    let chips: Vec<BgrImage> = images
-        .iter()
-        .zip(&faces)
-        .flat_map(|(img, fs)| {
-            fs.iter()
-                .map(|f| align_face(img, f).image)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut chips: Vec<BgrImage> = Vec::new();
+    for (part, found) in frames.chunks(batch).zip(faces.chunks(batch)) {
+        let wanted = chip_matrices(found);
+        chips.extend(with_frames(plane.as_deref(), part, |f| f.chips(&wanted))?);
+    }
     let align_s = t.elapsed().as_secs_f64();
     let chip_refs: Vec<&BgrImage> = chips.iter().collect();
 
     let mut stages = vec![
         stage("decode", stats.frames_sampled, "sampled frames", decode_s),
-        stage("detect", images.len() as u64, "frames", detect_s),
+        stage("detect", frames.len() as u64, "frames", detect_s),
         stage("align", chips.len() as u64, "faces", align_s),
     ];
     for c in &mut analyzer.classifier.models {

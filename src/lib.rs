@@ -14,6 +14,7 @@ pub mod decode;
 pub mod detect;
 pub mod error;
 pub mod evaluate;
+pub mod frames;
 pub mod gpu;
 pub mod home;
 pub mod image;

@@ -61,8 +61,14 @@ pub fn resize_longer_side(frame: &BgrImage, max_side: usize) -> Resized {
     };
     Resized {
         image,
-        scale: max_side as f64 / frame.width.max(frame.height).max(1) as f64,
+        scale: longer_side_scale(frame.width, frame.height, max_side),
     }
+}
+
+/// Detector-input pixels per frame pixel when the longer side of a `width`×`height` frame becomes
+/// `max_side`.
+pub fn longer_side_scale(width: usize, height: usize, max_side: usize) -> f64 {
+    max_side as f64 / width.max(height).max(1) as f64
 }
 
 #[cfg(test)]

@@ -198,9 +198,10 @@ pub struct RunArgs {
     /// Arithmetic of the GPU's TensorRT engines (default fp16; GPU runs only).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
-    /// Videos processed at the same time.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    /// Videos processed at the same time [default: 1 on the CPU; on GPUs, per GPU one per video
+    /// decoder (NVDEC engine) it has, e.g. 7 on an H100/H200, at most one per 4 GiB of its memory].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
     /// Re-process inputs that already have complete results.
     #[arg(long)]
     pub force: bool,

@@ -37,7 +37,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     }
     let providers = super::providers(&a.device, a.precision);
     let auto = a.device == DeviceArg::Auto;
-    let analyzers = open_analyzers(g, &a.model, a.jobs as usize, &providers, auto)?;
+    let analyzers = open_analyzers(g, &a.model, a.jobs.map(usize::from), &providers, auto)?;
     let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
@@ -97,13 +97,14 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     })
 }
 
-/// One analyzer per parallel job (at least one per GPU in `providers`; jobs are spread over the
-/// GPUs in turn); on the CPU, ONNX Runtime's threads are shared out between them. `auto`
-/// (`--device auto`): when the GPUs cannot run the models, say why and use the CPU.
+/// One analyzer per parallel job (`jobs`, or by default 1 on the CPU and `default_jobs` per GPU;
+/// at least one per GPU in `providers`; jobs are spread over the GPUs in turn); on the CPU, ONNX
+/// Runtime's threads are shared out between them. `auto` (`--device auto`): when the GPUs cannot
+/// run the models, say why and use the CPU.
 pub(super) fn open_analyzers(
     g: &GlobalArgs,
     m: &ModelArgs,
-    jobs: usize,
+    jobs: Option<usize>,
     providers: &[Provider],
     auto: bool,
 ) -> Result<Vec<Analyzer>> {
@@ -138,10 +139,14 @@ fn is_gpu_error(e: &anyhow::Error) -> bool {
 fn open_on(
     g: &GlobalArgs,
     m: &ModelArgs,
-    jobs: usize,
+    jobs: Option<usize>,
     providers: &[Provider],
 ) -> Result<Vec<Analyzer>> {
-    let jobs = jobs.max(providers.len());
+    let jobs = match jobs {
+        Some(n) => n,
+        None => default_jobs(providers)?,
+    }
+    .max(providers.len());
     let mut session = super::session_options(g);
     if g.threads.is_none() && providers == [Provider::Cpu] {
         session.intra_threads = (session.intra_threads / jobs).max(1);
@@ -160,6 +165,15 @@ fn open_on(
         })
         .collect::<crate::Result<Vec<_>>>()?;
     Ok(analyzers)
+}
+
+/// Videos at once when `--jobs` is not given: 1 on the CPU; on GPUs, one per video decoder of
+/// each (`gpu::device::default_jobs`), so every NVDEC engine has a session to run.
+fn default_jobs(providers: &[Provider]) -> crate::Result<usize> {
+    providers.iter().try_fold(0, |sum, p| match p {
+        Provider::Cpu => Ok(sum + 1),
+        Provider::Gpu { device, .. } => Ok(sum + crate::gpu::device::default_jobs(*device)?),
+    })
 }
 
 /// The job settings, with every option that shapes the results recorded for the summaries.

@@ -14,7 +14,8 @@ use super::convert::{display_width, Converter};
 use super::gop_skip::{GopSkipper, Packet, Step};
 use super::sampler::{Sampler, Timeline};
 use super::{
-    DecodeOptions, DecodeStats, FrameSource, SampledFrame, Sampling, TimestampSource, VideoInfo,
+    DecodeOptions, DecodeStats, FrameImage, FrameSource, Nvdec, SampledFrame, Sampling,
+    TimestampSource, VideoInfo,
 };
 use crate::error::{Error, FailureKind, Result};
 use crate::image::BgrImage;
@@ -131,6 +132,11 @@ pub struct FfmpegSource {
     timeline: Timeline,
     sampler: Sampler,
     converter: Converter,
+    /// Sampled frames NVDEC decoded stay in GPU memory where they can (`nvdec::host_only`).
+    keep_on_gpu: bool,
+    opts: DecodeOptions,
+    /// Packets the decoder refused since its last frame (NVDEC gives up after a few).
+    errors_in_a_row: u32,
     info: VideoInfo,
     stats: DecodeStats,
     eof_sent: bool,
@@ -197,7 +203,7 @@ impl FfmpegSource {
     /// Opens `path`; the stall timeout bounds how long any read may make no progress (a watchdog
     /// against files and file systems that hang); `nvdec`: decode on this GPU with NVDEC where
     /// it can (`nvdec` module), else on the CPU.
-    pub fn open(path: &Path, opts: &DecodeOptions, nvdec: Option<usize>) -> Result<FfmpegSource> {
+    pub fn open(path: &Path, opts: &DecodeOptions, nvdec: Option<Nvdec>) -> Result<FfmpegSource> {
         let (every, sampling) = (opts.every, opts.sampling);
         init();
         let err = |m: String| Error::video(path, FailureKind::NotAVideo, m);
@@ -250,10 +256,12 @@ impl FfmpegSource {
         };
         let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| err(format!("unsupported codec parameters: {e}")))?;
-        let hardware = nvdec.map(|device| super::nvdec::attach(&mut ctx, device));
+        let hardware = nvdec.map(|n| super::nvdec::attach(&mut ctx, n.device));
+        let keep_on_gpu =
+            nvdec.is_some_and(|n| n.keep_frames) && matches!(hardware, Some(Ok(true)));
         let (decoder_name, decoder_fallback) = match hardware {
             None => ("cpu", None),
-            Some(Ok(())) => ("nvdec", None),
+            Some(Ok(_)) => ("nvdec", None),
             Some(Err(why)) => {
                 tracing::warn!("{}: decoding on the CPU, not NVDEC: {why}", path.display());
                 ("cpu", Some(why))
@@ -405,6 +413,9 @@ impl FfmpegSource {
             ),
             sampler: Sampler::new(every),
             converter: Converter::default(),
+            keep_on_gpu,
+            opts: *opts,
+            errors_in_a_row: 0,
             info,
             stats: DecodeStats::default(),
             eof_sent: false,
@@ -482,6 +493,9 @@ impl FfmpegSource {
     /// Reads packets until the decoder has a frame for us; false at the end of the stream.
     fn receive(&mut self) -> Result<bool> {
         loop {
+            if self.nvdec_failing() {
+                return Ok(false);
+            }
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     let pts = self.decoded.timestamp().or(self.decoded.pts());
@@ -501,6 +515,7 @@ impl FfmpegSource {
                 Err(_) => {
                     // A frame that failed to decode: count it and go on.
                     self.count_corrupt();
+                    self.errors_in_a_row += 1;
                     continue;
                 }
             }
@@ -516,6 +531,32 @@ impl FfmpegSource {
     fn count_corrupt(&mut self) {
         self.stats.corrupt_packets += 1;
         self.skipper.stop();
+    }
+
+    /// NVDEC refused too many packets in a row (`NVDEC_ERRORS_IN_A_ROW`): the file goes to the
+    /// CPU decoder.
+    fn nvdec_failing(&self) -> bool {
+        self.info.decoder == "nvdec" && self.errors_in_a_row >= NVDEC_ERRORS_IN_A_ROW
+    }
+
+    /// Decodes the rest of the file on the CPU: opens it again with FFmpeg's software decoder
+    /// and passes over the sampled frames already handed out, so the frames that follow are the
+    /// ones decoding on the CPU from the start gives (the same indices and timestamps). Used
+    /// when NVDEC fails in the middle of a stream; recorded in `decoder_fallback`.
+    pub fn continue_on_cpu(&mut self, why: &str) -> Result<()> {
+        let done = self.stats.frames_sampled;
+        let at = self.stats.last_timestamp;
+        tracing::warn!(
+            "{}: {why} at {at:.1} s; decoding again on the CPU, going on after sampled frame {done}",
+            self.path.display()
+        );
+        let mut cpu = FfmpegSource::open(&self.path, &self.opts, None)?;
+        cpu.skip_sampled(done);
+        cpu.info.decoder_fallback = Some(format!(
+            "{why} at {at:.1} s: the file was decoded again on the CPU; frames after sampled frame {done} are the CPU decoder's"
+        ));
+        *self = cpu;
+        Ok(())
     }
 
     /// Frames left out still pass through the timeline, in presentation order: its MPEG-TS splice
@@ -548,6 +589,7 @@ impl FfmpegSource {
                 Some(Step::Feed(packet)) => {
                     if self.decoder.send_packet(&packet).is_err() {
                         self.count_corrupt();
+                        self.errors_in_a_row += 1;
                     }
                     return Ok(());
                 }
@@ -628,6 +670,32 @@ impl FfmpegSource {
         }
     }
 
+    /// The sampled frame just decoded, left in GPU memory where it can be, else as BGR.
+    fn sampled_image(&mut self) -> Result<FrameImage> {
+        if self.keep_on_gpu {
+            let refused = super::nvdec::host_only(
+                &self.decoded,
+                self.info.rotation,
+                self.info.sample_aspect_ratio,
+            );
+            match refused {
+                None => {
+                    return super::nvdec::DeviceFrame::new(&self.decoded)
+                        .map(FrameImage::Device)
+                        .map_err(|m| Error::video(&self.path, FailureKind::Other, m));
+                }
+                Some(why) => {
+                    tracing::info!(
+                        "{}: sampled frames go through the host ({why})",
+                        self.path.display()
+                    );
+                    self.keep_on_gpu = false;
+                }
+            }
+        }
+        self.convert().map(FrameImage::Host)
+    }
+
     fn convert(&mut self) -> Result<BgrImage> {
         let downloaded;
         let f = if super::nvdec::on_gpu(&self.decoded) {
@@ -649,6 +717,10 @@ impl FfmpegSource {
         Ok(img.rotate_clockwise(self.info.rotation))
     }
 }
+
+/// Consecutive packets NVDEC may fail to decode before the file goes to the CPU decoder (a
+/// hardware or driver failure fails every packet; damaged data in a recording, a few).
+const NVDEC_ERRORS_IN_A_ROW: u32 = 8;
 
 /// The most frames an H.264 stream at `level` and this size may hold back for reordering (as
 /// FFmpeg derives it in strict mode). Starting the decoder there, instead of growing the buffer
@@ -718,7 +790,16 @@ impl FrameSource for FfmpegSource {
         // The time spent by the caller on the previous frames (inference) is not a stall.
         self.watchdog.progress();
         while !self.finished {
-            if !self.receive()? {
+            let frame = self.receive()?;
+            if self.nvdec_failing() {
+                self.continue_on_cpu(&format!(
+                    "NVDEC refused {} packets in a row",
+                    self.errors_in_a_row
+                ))?;
+                continue;
+            }
+            self.errors_in_a_row = 0;
+            if !frame {
                 self.finished = true;
                 let rest = self.skipper.finish();
                 self.pass_through_timeline(&rest);
@@ -750,7 +831,7 @@ impl FrameSource for FfmpegSource {
                     self.skip -= 1;
                     continue;
                 }
-                let image = self.convert()?;
+                let image = self.sampled_image()?;
                 return Ok(Some(SampledFrame {
                     index,
                     timestamp: t,

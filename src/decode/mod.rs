@@ -66,7 +66,52 @@ impl DecodeOptions {
 pub struct SampledFrame {
     pub index: u64,
     pub timestamp: f64,
-    pub image: BgrImage,
+    pub image: FrameImage,
+}
+
+/// Where a sampled frame's pixels are.
+#[derive(Debug)]
+pub enum FrameImage {
+    /// Upright, display-aspect BGR in host memory.
+    Host(BgrImage),
+    /// NVDEC's NV12 surface in GPU memory, for the GPU path's kernels: only frames that need no
+    /// rotation, aspect correction or deinterlacing stay there (`nvdec::DeviceFrame`).
+    Device(nvdec::DeviceFrame),
+}
+
+impl FrameImage {
+    /// (width, height) in the pixels faces are reported in.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            FrameImage::Host(img) => (img.width, img.height),
+            FrameImage::Device(f) => (f.width, f.height),
+        }
+    }
+
+    /// The frame as BGR in host memory: as it is, or copied from the GPU and converted as the
+    /// kernels convert it.
+    pub fn to_host(&self) -> Result<std::borrow::Cow<'_, BgrImage>> {
+        match self {
+            FrameImage::Host(img) => Ok(std::borrow::Cow::Borrowed(img)),
+            FrameImage::Device(f) => f.to_host().map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// As `to_host`, by value.
+    pub fn into_host(self) -> Result<BgrImage> {
+        match self {
+            FrameImage::Host(img) => Ok(img),
+            FrameImage::Device(f) => f.to_host(),
+        }
+    }
+}
+
+/// Decoding on a GPU: NVDEC on `device` (the CPU where it cannot); `keep_frames`: sampled frames
+/// stay in GPU memory where they can (`FrameImage::Device`) instead of being copied to the host.
+#[derive(Debug, Clone, Copy)]
+pub struct Nvdec {
+    pub device: usize,
+    pub keep_frames: bool,
 }
 
 /// Where timestamps came from.

@@ -14,13 +14,17 @@ use ffmpeg_next as ff;
 
 use ff::ffi::{AVCodecContext, AVHWDeviceType, AVPixelFormat};
 
+use crate::gpu::params::{Matrix, YuvToBgr};
+use crate::image::BgrImage;
+
 /// `AV_CUDA_USE_PRIMARY_CONTEXT` (libavutil/hwcontext_cuda.h): the device context retains the
 /// GPU's primary context instead of creating its own.
 const USE_PRIMARY_CONTEXT: i32 = 1;
 
 /// Sets up CUDA decoding of GPU `device` on an unopened decoder context, or says why it cannot
-/// (the caller then decodes on the CPU).
-pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<(), String> {
+/// (the caller then decodes on the CPU). Returns whether FFmpeg shares the GPU's primary context
+/// (only then can its frames be handed to our kernels and ONNX Runtime where they are).
+pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<bool, String> {
     crate::gpu::ensure_driver().map_err(|e| e.to_string())?;
     if !nvcuvid_present() {
         return Err("libnvcuvid.so.1 (NVDEC) is missing: install the driver's decode library (in containers: NVIDIA_DRIVER_CAPABILITIES must include video)".into());
@@ -55,10 +59,11 @@ pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<()
         // FFmpeg takes the primary context only with the scheduling flag it wants; ONNX Runtime
         // and cudarc may have activated it already with another, so set it first (allowed on an
         // active context since CUDA 11). Failing that, FFmpeg decodes in a context of its own,
-        // which works as frames are copied to the host anyway.
+        // and sampled frames are copied to the host (another context's memory is not ours).
         prepare_primary_context(device);
         let (mut status, mut device_ref) = create(USE_PRIMARY_CONTEXT);
-        if status < 0 {
+        let primary = status >= 0;
+        if !primary {
             (status, device_ref) = create(0);
         }
         if status < 0 || device_ref.is_null() {
@@ -69,8 +74,8 @@ pub fn attach(ctx: &mut ff::codec::context::Context, device: usize) -> Result<()
         }
         (*raw).hw_device_ctx = device_ref;
         (*raw).get_format = Some(pick_format);
+        Ok(primary)
     }
-    Ok(())
 }
 
 fn nvcuvid_present() -> bool {
@@ -164,6 +169,139 @@ unsafe extern "C" fn pick_format(
 /// Whether a decoded frame lives in GPU memory.
 pub fn on_gpu(frame: &ff::frame::Video) -> bool {
     frame.format() == ff::format::Pixel::CUDA
+}
+
+/// A decoded frame left in GPU memory for the GPU path's kernels: NV12 of `width`×`height`
+/// pixels in rows of `pitch` bytes, luma then chroma plane (`planes`), converted to BGR with
+/// `colour`. It holds FFmpeg's reference to the surface, so the memory stays allocated (and is
+/// not reused by the decoder) while the frame lives.
+pub struct DeviceFrame {
+    frame: ff::frame::Video,
+    pub width: usize,
+    pub height: usize,
+    pub pitch: usize,
+    pub colour: YuvToBgr,
+}
+
+impl std::fmt::Debug for DeviceFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DeviceFrame({}×{}, pitch {})",
+            self.width, self.height, self.pitch
+        )
+    }
+}
+
+/// The conversion of a frame's colour matrix and range to BGR, where the kernels know the matrix
+/// (BT.709, BT.601; unspecified is BT.601, as swscale assumes on the CPU path); `None` otherwise.
+pub fn colour_of(space: ff::color::Space, range: ff::color::Range) -> Option<YuvToBgr> {
+    use ff::color::Space;
+    let matrix = match space {
+        Space::BT709 => Matrix::Bt709,
+        Space::BT470BG | Space::SMPTE170M | Space::Unspecified => Matrix::Bt601,
+        _ => return None,
+    };
+    Some(YuvToBgr::new(matrix, range == ff::color::Range::JPEG))
+}
+
+/// Why a decoded frame cannot stay in GPU memory (it is copied to the host and converted there),
+/// or `None` when it can: 8-bit 4:2:0 (NV12), upright, square pixels, progressive, a colour
+/// matrix the kernels know. `rotation` and `sar` are the stream's.
+pub fn host_only(frame: &ff::frame::Video, rotation: u32, sar: (i32, i32)) -> Option<&'static str> {
+    if !on_gpu(frame) {
+        return Some("decoded on the CPU");
+    }
+    // SAFETY: a CUDA frame carries its frames context; `data` of that reference is an
+    // AVHWFramesContext.
+    let software = unsafe {
+        let ctx = (*frame.as_ptr()).hw_frames_ctx;
+        if ctx.is_null() {
+            return Some("no hardware frames context");
+        }
+        (*((*ctx).data as *const ff::ffi::AVHWFramesContext)).sw_format
+    };
+    let frame_sar = frame.aspect_ratio();
+    let sar = if frame_sar.numerator() > 0 && frame_sar.denominator() > 0 {
+        (frame_sar.numerator(), frame_sar.denominator())
+    } else {
+        sar
+    };
+    if software != AVPixelFormat::AV_PIX_FMT_NV12 {
+        Some("not 8-bit 4:2:0")
+    } else if rotation != 0 {
+        Some("rotated")
+    } else if super::convert::display_width(frame.width(), sar) != frame.width() {
+        Some("non-square pixels")
+    } else if frame.is_interlaced() {
+        Some("interlaced")
+    } else if colour_of(frame.color_space(), frame.color_range()).is_none() {
+        Some("colour matrix")
+    } else {
+        None
+    }
+}
+
+impl DeviceFrame {
+    /// A new reference to `frame` (which `host_only` accepted).
+    pub fn new(frame: &ff::frame::Video) -> Result<DeviceFrame, String> {
+        let colour = colour_of(frame.color_space(), frame.color_range())
+            .ok_or("a colour matrix the GPU kernels do not convert")?;
+        let mut held = ff::frame::Video::empty();
+        // SAFETY: both frames are valid; the new one is empty and takes a reference to the
+        // same buffers.
+        let status = unsafe { ff::ffi::av_frame_ref(held.as_mut_ptr(), frame.as_ptr()) };
+        if status < 0 {
+            return Err(format!(
+                "keeping a decoded frame failed: {}",
+                ff::Error::from(status)
+            ));
+        }
+        let pitch = held.stride(0);
+        if held.stride(1) != pitch {
+            return Err("NVDEC frame planes of different pitch".into());
+        }
+        Ok(DeviceFrame {
+            width: held.width() as usize,
+            height: held.height() as usize,
+            pitch,
+            colour,
+            frame: held,
+        })
+    }
+
+    /// Device addresses of the luma and chroma planes.
+    pub fn planes(&self) -> (u64, u64) {
+        // SAFETY: a CUDA frame's data pointers are device addresses.
+        unsafe {
+            let f = self.frame.as_ptr();
+            ((*f).data[0] as u64, (*f).data[1] as u64)
+        }
+    }
+
+    /// The frame as BGR in host memory, converted as the kernels convert it
+    /// (`gpu::twin::nv12_to_bgr`), for the few places that need host pixels.
+    pub fn to_host(&self) -> crate::error::Result<BgrImage> {
+        let host = download(&self.frame).map_err(crate::error::Error::Gpu)?;
+        let (w, h) = (self.width, self.height);
+        let pitch = host.stride(0);
+        if host.stride(1) != pitch || host.format() != ff::format::Pixel::NV12 {
+            return Err(crate::error::Error::Gpu(format!(
+                "a downloaded frame is {:?}, not NV12",
+                host.format()
+            )));
+        }
+        let luma = &host.data(0)[..pitch * h];
+        let chroma = &host.data(1)[..pitch * h.div_ceil(2)];
+        Ok(crate::gpu::twin::nv12_to_bgr(
+            luma,
+            chroma,
+            w,
+            h,
+            pitch,
+            &self.colour,
+        ))
+    }
 }
 
 /// A GPU frame copied to the host (NV12, or P010 for 10-bit), with its timestamps and colour

@@ -11,15 +11,18 @@ pub mod retinaface_biubug6;
 pub mod retinaface_insightface;
 pub mod scrfd;
 
+use std::ops::Range;
 use std::path::Path;
 
 use ort::session::{Session, SessionOutputs};
 use ort::value::ValueType;
 
 use crate::error::{Error, Result};
+use crate::frames::{Frames, HostFrames};
+use crate::gpu::params::Resize;
 use crate::image::BgrImage;
 use crate::models::{Family, ModelSpec};
-use crate::preprocess::{fill_nchw, resize_longer_side};
+use crate::preprocess::longer_side_scale;
 use crate::runtime::binding::{run_in_place, BoundInput};
 use crate::runtime::providers::{Placement, MAX_BATCH};
 use crate::runtime::{open_session, SessionOptions};
@@ -94,7 +97,12 @@ pub trait Detector: Send {
     /// Where the model runs.
     fn placement(&self) -> &Placement;
     /// Faces per frame, in the same order as `frames`.
-    fn detect(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>>;
+    fn detect(&mut self, frames: &mut dyn Frames) -> Result<Vec<Vec<Face>>>;
+
+    /// `detect` on images in host memory.
+    fn detect_images(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>> {
+        self.detect(&mut HostFrames::new(frames))
+    }
 }
 
 /// A detector running an ONNX model on ONNX Runtime.
@@ -162,24 +170,23 @@ impl OnnxDetector {
         (w.div_ceil(m) * m, h.div_ceil(m) * m)
     }
 
-    fn run_batch(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>> {
-        let resized: Vec<_> = frames
-            .iter()
-            .map(|f| resize_longer_side(f, self.opts.max_side))
-            .collect();
-        let (cw, ch) = self.canvas(resized.iter().map(|r| (r.image.width, r.image.height)));
-        let per = 3 * cw * ch;
-        let mut input = vec![0f32; per * frames.len()];
-        for (r, out) in resized.iter().zip(input.chunks_exact_mut(per)) {
-            fill_nchw(&r.image, &self.spec.input, cw, ch, out);
-        }
-        let n = frames.len();
-        let input = BoundInput::host(&mut input, [n, 3, ch, cw])?;
+    fn run_batch(
+        &mut self,
+        frames: &mut dyn Frames,
+        range: Range<usize>,
+    ) -> Result<Vec<Vec<Face>>> {
+        let max_side = self.opts.max_side;
+        let sizes: Vec<(usize, usize)> = range.clone().map(|i| frames.size(i)).collect();
+        let (cw, ch) = self.canvas(sizes.iter().map(|&(w, h)| {
+            let r = Resize::longer_side(w, h, max_side);
+            (r.dst_w as usize, r.dst_h as usize)
+        }));
+        let input = frames.detector_input(range, max_side, (cw, ch), &self.spec.input)?;
         let candidates = self.infer(&input, (cw, ch))?;
         Ok(candidates
             .into_iter()
-            .zip(resized.iter().zip(frames))
-            .map(|(c, (r, frame))| self.finish(c, r.scale, frame))
+            .zip(sizes)
+            .map(|(c, (w, h))| self.finish(c, longer_side_scale(w, h, max_side), (w, h)))
             .collect())
     }
 
@@ -235,7 +242,7 @@ impl OnnxDetector {
     /// NMS in detector pixels, back to frame pixels, filter small faces, order. Boxes keep the
     /// detector's values (they may reach past the frame: the margin crop needs the true size);
     /// the tables clamp them.
-    fn finish(&self, candidates: Vec<Face>, scale: f64, frame: &BgrImage) -> Vec<Face> {
+    fn finish(&self, candidates: Vec<Face>, scale: f64, (w, h): (usize, usize)) -> Vec<Face> {
         let inv = (1.0 / scale) as f32;
         let mut faces: Vec<Face> = nms::nms(candidates, self.opts.nms_iou)
             .into_iter()
@@ -248,7 +255,7 @@ impl OnnxDetector {
                 f
             })
             .filter(|f| {
-                let [x1, y1, x2, y2] = f.clamped_bbox(frame.width, frame.height);
+                let [x1, y1, x2, y2] = f.clamped_bbox(w, h);
                 (x2 - x1).min(y2 - y1) >= self.opts.min_face
             })
             .collect();
@@ -329,11 +336,12 @@ impl Detector for OnnxDetector {
         &self.spec.name
     }
 
-    fn detect(&mut self, frames: &[&BgrImage]) -> Result<Vec<Vec<Face>>> {
+    fn detect(&mut self, frames: &mut dyn Frames) -> Result<Vec<Vec<Face>>> {
         let step = if self.batched { MAX_BATCH } else { 1 };
         let mut out = Vec::with_capacity(frames.len());
-        for part in frames.chunks(step) {
-            out.extend(self.run_batch(part)?);
+        for start in (0..frames.len()).step_by(step) {
+            let end = (start + step).min(frames.len());
+            out.extend(self.run_batch(frames, start..end)?);
         }
         Ok(out)
     }

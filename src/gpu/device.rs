@@ -63,6 +63,45 @@ pub fn count() -> Result<usize> {
     })
 }
 
+/// Memory one GPU pipeline is given room for (its ONNX Runtime arenas and TensorRT engines, the
+/// decoder's surfaces, a few batches of frames) when choosing how many run on a GPU.
+const PIPELINE_MEMORY: usize = 4 << 30;
+
+/// How many videos to process at once on GPU `ordinal` by default: one per video decoder
+/// (NVDEC engine) the GPU has — a session uses one engine, so fewer leave engines idle — and at
+/// most one per `PIPELINE_MEMORY` of its memory. Engine counts are NVIDIA's published ones for
+/// the data-centre GPUs; 2 for others.
+pub fn default_jobs(ordinal: usize) -> Result<usize> {
+    super::guarded(|| {
+        let ctx = context(ordinal)?;
+        let (name, _) = name_and_arch(&ctx, ordinal)?;
+        let memory = ctx
+            .total_mem()
+            .map_err(driver_error(ordinal, "reading its memory size"))?;
+        Ok(nvdec_engines(&name).min(memory / PIPELINE_MEMORY).max(1))
+    })
+}
+
+/// NVDEC engines of a GPU by its name.
+fn nvdec_engines(name: &str) -> usize {
+    let has = |model: &str| {
+        name.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == model)
+    };
+    if ["H100", "H200", "H800", "H20", "GH200"]
+        .iter()
+        .any(|m| has(m))
+    {
+        7
+    } else if has("A100") || has("A800") {
+        5
+    } else if has("L4") || has("A30") {
+        4
+    } else {
+        2
+    }
+}
+
 /// The name and architecture (`sm_90`) of GPU `ordinal`, checked to exist.
 pub fn describe(ordinal: usize) -> Result<(String, String)> {
     super::guarded(|| name_and_arch(&*context(ordinal)?, ordinal))
@@ -152,5 +191,20 @@ impl Gpu {
         self.ctx
             .total_mem()
             .map_err(driver_error(self.ordinal, "reading its memory size"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nvdec_engines_by_gpu_name() {
+        use super::nvdec_engines;
+        assert_eq!(nvdec_engines("NVIDIA H200"), 7);
+        assert_eq!(nvdec_engines("NVIDIA H100 80GB HBM3"), 7);
+        assert_eq!(nvdec_engines("NVIDIA A100-SXM4-80GB"), 5);
+        assert_eq!(nvdec_engines("NVIDIA A100 80GB PCIe"), 5);
+        assert_eq!(nvdec_engines("NVIDIA L4"), 4);
+        assert_eq!(nvdec_engines("NVIDIA L40S"), 2);
+        assert_eq!(nvdec_engines("Tesla T4"), 2);
     }
 }

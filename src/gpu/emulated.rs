@@ -3,6 +3,7 @@
 //! there is only the hardware's arithmetic, which `scripts/device-check.sh` measures.
 
 use super::params::{InputElement, Normalize, Resize, YuvToBgr};
+use crate::image::BgrImage;
 
 extern "C" {
     fn emu_bgr_to_model_input(
@@ -230,4 +231,113 @@ pub fn warp_faces_nv12(
         );
     }
     chips
+}
+
+/// An NV12 frame in host memory, as NVDEC lays it out: `pitch`-byte rows of luma, then of
+/// interleaved chroma at half resolution.
+pub struct Nv12Frame<'a> {
+    pub luma: &'a [u8],
+    pub chroma: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    pub pitch: usize,
+    pub colour: YuvToBgr,
+}
+
+/// `frames::Frames` over NV12 frames in host memory, with the kernels' own code: the same steps
+/// as `gpu::frames::DeviceFrames` (runs of one geometry, the same parameters and face tables), so
+/// the GPU path's logic is checked on every CPU test run.
+pub struct EmulatedFrames<'a> {
+    pub frames: Vec<Nv12Frame<'a>>,
+    input: Vec<f32>,
+}
+
+impl<'a> EmulatedFrames<'a> {
+    pub fn new(frames: Vec<Nv12Frame<'a>>) -> EmulatedFrames<'a> {
+        EmulatedFrames {
+            frames,
+            input: Vec::new(),
+        }
+    }
+
+    fn runs(&self, range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+        let f = &self.frames;
+        super::frames::runs(range, |i| {
+            (f[i].width, f[i].height, f[i].pitch, f[i].colour)
+        })
+    }
+
+    fn planes(&self, run: &std::ops::Range<usize>) -> Vec<(&'a [u8], &'a [u8])> {
+        self.frames[run.clone()]
+            .iter()
+            .map(|f| (f.luma, f.chroma))
+            .collect()
+    }
+}
+
+impl crate::frames::Frames for EmulatedFrames<'_> {
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn size(&self, i: usize) -> (usize, usize) {
+        (self.frames[i].width, self.frames[i].height)
+    }
+
+    fn detector_input(
+        &mut self,
+        range: std::ops::Range<usize>,
+        max_side: usize,
+        canvas: (usize, usize),
+        spec: &crate::models::InputSpec,
+    ) -> crate::error::Result<crate::runtime::binding::BoundInput<'_>> {
+        let per = 3 * canvas.0 * canvas.1;
+        let mut input = Vec::with_capacity(per * range.len());
+        for run in self.runs(range.clone()) {
+            let f = &self.frames[run.start];
+            input.extend(nv12_to_model_input::<f32>(
+                &self.planes(&run),
+                f.pitch,
+                f.colour,
+                Resize::longer_side(f.width, f.height, max_side),
+                canvas,
+                Normalize::from(spec),
+            ));
+        }
+        self.input = input;
+        crate::runtime::binding::BoundInput::host(
+            &mut self.input,
+            [range.len(), 3, canvas.1, canvas.0],
+        )
+    }
+
+    fn chips(
+        &mut self,
+        faces: &[(usize, crate::align::Affine)],
+    ) -> crate::error::Result<Vec<BgrImage>> {
+        use crate::align::CHIP_SIZE;
+        let mut chips = Vec::with_capacity(faces.len());
+        for (run, ours) in super::frames::faces_per_run(&self.runs(0..self.frames.len()), faces)? {
+            let f = &self.frames[run.start];
+            let face_frame: Vec<i32> = ours.iter().map(|(i, _)| *i as i32).collect();
+            let chip_to_frame: Vec<f64> = ours.iter().flat_map(|(_, m)| *m).collect();
+            let bytes = warp_faces_nv12(
+                &self.planes(&run),
+                f.pitch,
+                f.colour,
+                (f.width, f.height),
+                &face_frame,
+                &chip_to_frame,
+                CHIP_SIZE,
+            );
+            for chip in bytes.chunks_exact(CHIP_SIZE * CHIP_SIZE * 3) {
+                chips.push(BgrImage::from_raw(CHIP_SIZE, CHIP_SIZE, chip.to_vec())?);
+            }
+        }
+        Ok(chips)
+    }
+
+    fn host(&self, _: usize) -> Option<&BgrImage> {
+        None
+    }
 }

@@ -38,6 +38,49 @@ pub fn nv12(w: usize, h: usize, seed: u64) -> (Vec<u8>, Vec<u8>, usize) {
     )
 }
 
+/// `img` as NV12 in `matrix` and range (chroma averaged over each 2×2 block), with NVDEC's
+/// padded pitch: what a decoder would hand over for that picture. (luma, chroma, pitch).
+pub fn nv12_from_bgr(img: &BgrImage, matrix: Matrix, full: bool) -> (Vec<u8>, Vec<u8>, usize) {
+    let (w, h) = (img.width, img.height);
+    let pitch = (w.div_ceil(2) * 2).div_ceil(64) * 64;
+    let (kr, kb) = match matrix {
+        Matrix::Bt601 => (0.299, 0.114),
+        Matrix::Bt709 => (0.2126, 0.0722),
+    };
+    let (y_scale, c_scale, y_offset) = if full {
+        (1.0, 1.0, 0.0)
+    } else {
+        (219.0 / 255.0, 224.0 / 255.0, 16.0)
+    };
+    let rgb = |x: usize, y: usize| {
+        let p = &img.data[(y.min(h - 1) * w + x.min(w - 1)) * 3..][..3];
+        (p[2] as f64, p[1] as f64, p[0] as f64)
+    };
+    let luma_of = |(r, g, b): (f64, f64, f64)| kr * r + (1.0 - kr - kb) * g + kb * b;
+    let level = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+    let mut luma = vec![0u8; pitch * h];
+    for y in 0..h {
+        for x in 0..w {
+            luma[y * pitch + x] = level(y_offset + y_scale * luma_of(rgb(x, y)));
+        }
+    }
+    let mut chroma = vec![128u8; pitch * h.div_ceil(2)];
+    for y in 0..h.div_ceil(2) {
+        for x in 0..w.div_ceil(2) {
+            let (mut u, mut v) = (0.0, 0.0);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let p = rgb(2 * x + dx, 2 * y + dy);
+                let l = luma_of(p);
+                u += (p.2 - l) / (2.0 * (1.0 - kb)) / 4.0;
+                v += (p.0 - l) / (2.0 * (1.0 - kr)) / 4.0;
+            }
+            chroma[y * pitch + 2 * x] = level(128.0 + c_scale * u);
+            chroma[y * pitch + 2 * x + 1] = level(128.0 + c_scale * v);
+        }
+    }
+    (luma, chroma, pitch)
+}
+
 /// The YUV conversions NV12 kernels are checked in: (matrix, full range).
 pub const CONVERSIONS: [(Matrix, bool); 3] = [
     (Matrix::Bt601, false),

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod device;
 pub mod fixtures;
+pub mod frames;
 pub mod launch;
 pub mod params;
 pub mod pool;

@@ -362,3 +362,104 @@ fn driver_panics_become_errors_and_guards_nest() {
         assert_eq!(t.join().unwrap().is_ok(), i % 2 == 1);
     }
 }
+
+/// The GPU path's detect-and-align sequence (`DeviceFrames`: kernel runs, detector input bound in
+/// place, face tables, chips in face order), run with the kernels' own code on the CPU
+/// (`EmulatedFrames`), finds exactly the faces and cuts exactly the chips the CPU path finds and
+/// cuts in the same pictures (the NV12 frames converted by the kernels' twin): real photos with
+/// faces, three sizes in one batch (three kernel runs, one canvas), NVDEC's padded pitch, in
+/// BT.601 limited and BT.709 full range.
+#[test]
+fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
+    use super::emulated::{EmulatedFrames, Nv12Frame};
+    use crate::analyze::FaceFinder;
+    use crate::frames::HostFrames;
+    crate::runtime::environment(None).expect("ONNX Runtime is installed by scripts/setup.sh");
+    let manifest = crate::models::Manifest::embedded();
+    let spec = manifest.get("retinaface_mnet025").unwrap();
+    let path = crate::models::ModelStore::new(None)
+        .verified_path(spec)
+        .expect("model installed by scripts/setup.sh");
+    let detector = crate::detect::OnnxDetector::open(
+        spec,
+        &path,
+        crate::detect::DetectOptions::default(),
+        crate::runtime::SessionOptions {
+            intra_threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut finder = FaceFinder::new(Box::new(detector), false, None);
+    let shared = crate::home::shared_dir().expect("../shared or FACETV_SHARED");
+    let photos: Vec<BgrImage> = [
+        "insightface_t1.jpg",
+        "fr_two_people.jpg",
+        "uniface_src_meeting.jpg",
+    ]
+    .iter()
+    .map(|f| BgrImage::load(&shared.join("media/images").join(f)).unwrap())
+    .collect();
+    for (matrix, full) in [(Matrix::Bt601, false), (Matrix::Bt709, true)] {
+        let k = YuvToBgr::new(matrix, full);
+        let nv12: Vec<_> = photos
+            .iter()
+            .map(|p| super::fixtures::nv12_from_bgr(p, matrix, full))
+            .collect();
+        let pictures: Vec<BgrImage> = nv12
+            .iter()
+            .zip(&photos)
+            .map(|((y, uv, pitch), p)| twin::nv12_to_bgr(y, uv, p.width, p.height, *pitch, &k))
+            .collect();
+        let refs: Vec<&BgrImage> = pictures.iter().collect();
+        let on_host = finder.find(&mut HostFrames::new(&refs)).unwrap();
+        let frames = nv12
+            .iter()
+            .zip(&photos)
+            .map(|((y, uv, pitch), p)| Nv12Frame {
+                luma: y,
+                chroma: uv,
+                width: p.width,
+                height: p.height,
+                pitch: *pitch,
+                colour: k,
+            })
+            .collect();
+        let emulated = finder.find(&mut EmulatedFrames::new(frames)).unwrap();
+        let counts: Vec<usize> = on_host.faces.iter().map(Vec::len).collect();
+        assert!(
+            counts.iter().all(|&n| n >= 1) && counts.iter().sum::<usize>() >= 5,
+            "{counts:?}"
+        );
+        assert_eq!(emulated.faces, on_host.faces, "{matrix:?} full={full}");
+        for (a, b) in emulated
+            .chips
+            .iter()
+            .flatten()
+            .zip(on_host.chips.iter().flatten())
+        {
+            assert_eq!(a.frame_to_chip, b.frame_to_chip);
+            assert!(a.image.data == b.image.data, "{matrix:?} full={full}");
+        }
+    }
+}
+
+#[test]
+fn faces_are_split_into_kernel_runs_in_order_and_out_of_order_lists_are_refused() {
+    use super::frames::{faces_per_run, runs};
+    let sizes = [(640, 360), (640, 360), (320, 240), (640, 360)];
+    let r = runs(0..4, |i| sizes[i]);
+    assert_eq!(r, vec![0..2, 2..3, 3..4]);
+    assert_eq!(runs(1..3, |i| sizes[i]), vec![1..2, 2..3]);
+    let m = chip_from_frame(&awkward_landmarks(640.0, 360.0)[0], 224);
+    let faces = [(0, m), (1, m), (1, m), (3, m)];
+    let per_run = faces_per_run(&r, &faces).unwrap();
+    let local: Vec<Vec<usize>> = per_run
+        .iter()
+        .map(|(_, f)| f.iter().map(|(i, _)| *i).collect())
+        .collect();
+    assert_eq!(local, vec![vec![0, 1, 1], vec![], vec![0]]);
+    assert_eq!(per_run[0].1[0].1, invert(&m));
+    assert!(faces_per_run(&r, &[(1, m), (0, m)]).is_err());
+    assert!(faces_per_run(&r, &[(4, m)]).is_err());
+}

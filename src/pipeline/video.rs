@@ -23,9 +23,8 @@ use super::summary::{common_summary, input_record};
 use super::JobConfig;
 use crate::analyze::{AnalyzedFace, Analyzer};
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::{FrameSource, SampledFrame};
+use crate::decode::{FrameSource, Nvdec, SampledFrame};
 use crate::error::{Error, FailureKind, Result};
-use crate::image::BgrImage;
 use crate::progress::Progress;
 use crate::resume::identity::Fingerprint;
 use crate::resume::journal::{self, Checkpoint};
@@ -104,7 +103,11 @@ pub fn process_video(
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings();
-    let mut source = FfmpegSource::open(path, &cfg.decode, analyzer.gpu())?;
+    let nvdec = analyzer.gpu().map(|device| Nvdec {
+        device,
+        keep_frames: analyzer.finder.takes_device_frames(),
+    });
+    let mut source = FfmpegSource::open(path, &cfg.decode, nvdec)?;
     let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");
     let names = analyzer.classifier_names();
@@ -160,8 +163,7 @@ pub fn process_video(
         let decoder = scope.spawn(move || decode_batches(source, cfg.batch_frames.max(1), to_find));
         let find = scope.spawn(move || {
             stage(frames, to_classify, |batch: Batch| {
-                let images: Vec<&BgrImage> = batch.iter().map(|f| &f.image).collect();
-                let faces = finder.find(&images)?;
+                let faces = finder.find_sampled(&batch)?;
                 Ok((batch, faces))
             })
         });
@@ -183,7 +185,7 @@ pub fn process_video(
                         &out.stem,
                         frame.index,
                         frame.timestamp,
-                        (frame.image.width, frame.image.height),
+                        frame.image.size(),
                         faces,
                     )?;
                     if cfg.annotate_every.is_some_and(|n| sampled % n.max(1) == 0) {
@@ -275,6 +277,7 @@ fn write_annotated(out: &OutputPaths, frame: &SampledFrame, faces: &[AnalyzedFac
         frame.index,
         frame.timestamp.max(0.0).floor() as u64
     );
-    let jpeg = annotate::draw(&frame.image, faces).encode_jpeg(crate::sink::JPEG_QUALITY)?;
+    let image = frame.image.to_host()?;
+    let jpeg = annotate::draw(&image, faces).encode_jpeg(crate::sink::JPEG_QUALITY)?;
     crate::models::store::write_atomic(&out.frames_dir().join(name), &jpeg)
 }

@@ -139,6 +139,9 @@ fn check_shared_object(path: &Path) -> Result<()> {
 pub struct SessionOptions {
     pub intra_threads: usize,
     pub provider: providers::Provider,
+    /// On a GPU: the CUDA stream (`CUstream`) the session runs on, when the pipeline gives each
+    /// model its own (`gpu::frames::DevicePlane`); ONNX Runtime's own stream otherwise.
+    pub compute_stream: Option<usize>,
 }
 
 impl Default for SessionOptions {
@@ -148,6 +151,7 @@ impl Default for SessionOptions {
                 .map(|n| n.get())
                 .unwrap_or(1),
             provider: providers::Provider::Cpu,
+            compute_stream: None,
         }
     }
 }
@@ -186,8 +190,14 @@ pub fn open_session(
             .map_err(|e| model_err(format!("ONNX Runtime cannot load it ({e}); the file is damaged or not an ONNX model: delete it and run `facetv-gpu models fetch`")))?;
         return Ok((session, providers::Placement::Cpu));
     };
-    let (mut builder, placement) =
-        providers::on_gpu(builder, spec, path, device, precision, max_side)?;
+    let (mut builder, placement) = providers::on_gpu(
+        builder,
+        spec,
+        path,
+        (device, opts.compute_stream),
+        precision,
+        max_side,
+    )?;
     // TensorRT builds or loads its engines while the session is made: one process at a time per
     // engine folder.
     let _lock = match &placement {

@@ -216,7 +216,7 @@ pub fn on_gpu(
     builder: SessionBuilder,
     spec: &ModelSpec,
     path: &Path,
-    device: usize,
+    (device, stream): (usize, Option<usize>),
     precision: Precision,
     max_side: usize,
 ) -> Result<(SessionBuilder, Placement)> {
@@ -253,9 +253,15 @@ pub fn on_gpu(
                 .with_timing_cache_path(&dir_text)
                 .with_profile_min_shapes(p.min)
                 .with_profile_opt_shapes(p.opt)
-                .with_profile_max_shapes(p.max)
-                .build()
-                .error_on_failure();
+                .with_profile_max_shapes(p.max);
+            // SAFETY: the stream belongs to this GPU's primary context and outlives the session
+            // (`DevicePlane` keeps it, and the analyzer drops the plane last).
+            let tensorrt = match stream {
+                Some(s) => unsafe { tensorrt.with_compute_stream(s as *mut ()) },
+                None => tensorrt,
+            }
+            .build()
+            .error_on_failure();
             match builder.with_execution_providers([tensorrt]) {
                 Ok(b) => (
                     b,
@@ -277,10 +283,14 @@ pub fn on_gpu(
         }
     };
     // Behind TensorRT for the nodes it does not take, or alone.
-    let cuda = ep::CUDA::default()
-        .with_device_id(device as i32)
-        .build()
-        .error_on_failure();
+    let cuda = ep::CUDA::default().with_device_id(device as i32);
+    // SAFETY: as for TensorRT above; both providers of a session share its stream.
+    let cuda = match stream {
+        Some(s) => unsafe { cuda.with_compute_stream(s as *mut ()) },
+        None => cuda,
+    }
+    .build()
+    .error_on_failure();
     match builder.with_execution_providers([cuda]) {
         Ok(b) => Ok((b, placement)),
         Err(e) => Err(Error::Gpu(format!(

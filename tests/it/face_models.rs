@@ -84,7 +84,7 @@ fn swapping_channels_changes_the_estimates() {
     let t1 = load("images/insightface_t1.jpg");
     let mut t1_rgb = t1.clone();
     t1_rgb.swap_red_blue();
-    let a = det.detect(&[&t1, &t1_rgb]).unwrap();
+    let a = det.detect_images(&[&t1, &t1_rgb]).unwrap();
     let diff: f32 = a[0]
         .iter()
         .zip(&a[1])
@@ -130,9 +130,9 @@ fn batch_one_batch_n_and_partial_batches_agree() {
         load("images/fr_two_people.jpg"),
         load("images/noface_dlib_horses.jpg"),
     ];
-    let together = det.detect(&imgs.iter().collect::<Vec<_>>()).unwrap();
+    let together = det.detect_images(&imgs.iter().collect::<Vec<_>>()).unwrap();
     for (img, faces) in imgs.iter().zip(&together) {
-        assert_eq!(&det.detect(&[img]).unwrap()[0], faces);
+        assert_eq!(&det.detect_images(&[img]).unwrap()[0], faces);
     }
 }
 
@@ -159,7 +159,10 @@ fn face_counts_on_the_shared_photos() {
     {
         let mut det = detector(name, 0.5);
         for (file, counts) in table {
-            let n = det.detect(&[&load(&format!("images/{file}"))]).unwrap()[0].len();
+            let n = det
+                .detect_images(&[&load(&format!("images/{file}"))])
+                .unwrap()[0]
+                .len();
             let expected = counts[k];
             let tol = (expected as f64 * 0.03).ceil().max(1.0) as usize;
             let tol = if expected == 0 { 0 } else { tol };
@@ -176,7 +179,7 @@ fn boxes_landmarks_and_alignment_match_the_t1_reference() {
     let (header, rows) = read_tsv(&shared().join("reference/detect_align_t1_biubug6.tsv"));
     let mut det = detector("retinaface_mnet025", 0.8);
     let faces = det
-        .detect(&[&load("images/insightface_t1.jpg")])
+        .detect_images(&[&load("images/insightface_t1.jpg")])
         .unwrap()
         .remove(0);
     assert_eq!(faces.len(), rows.len());
@@ -233,7 +236,7 @@ fn t1_boxes_agree_with_the_independent_provenance_run() {
         [273., 144., 371., 273.],
     ];
     let faces = detector("retinaface_mnet025", 0.8)
-        .detect(&[&load("images/insightface_t1.jpg")])
+        .detect_images(&[&load("images/insightface_t1.jpg")])
         .unwrap()
         .remove(0);
     assert_eq!(faces.len(), 6);
@@ -253,7 +256,7 @@ fn mirrored_frame_gives_the_mirrored_chip() {
     let frame = load("images/insightface_t1.jpg");
     let flipped = frame.flip_horizontal();
     let mut det = detector("retinaface_mnet025", 0.8);
-    let faces = det.detect(&[&frame, &flipped]).unwrap();
+    let faces = det.detect_images(&[&frame, &flipped]).unwrap();
     let w = frame.width as f32;
     for f in &faces[0] {
         // the same face in the flipped frame: box mirrored about the frame's centre
@@ -418,7 +421,10 @@ fn insightface_retinaface_decoder_on_known_outputs() {
         min_face: 0.0,
     };
     let mut det = OnnxDetector::open(&retina_spec("known.onnx"), &path, opts, session()).unwrap();
-    let faces = det.detect(&[&BgrImage::new(64, 64)]).unwrap().remove(0);
+    let faces = det
+        .detect_images(&[&BgrImage::new(64, 64)])
+        .unwrap()
+        .remove(0);
     assert_eq!(faces.len(), 2, "{faces:?}");
     // Stride-8 face, worked by hand: anchor [16, 8, 47, 39], width 32, centre (31.5, 23.5);
     // centre (31.5 + 0.1·32, 23.5 - 0.05·32) = (34.7, 21.9), size (1.25·32, 32) = (40, 32);

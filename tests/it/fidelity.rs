@@ -43,7 +43,7 @@ fn both_crop_conventions_run_in_one_pass_and_are_labelled() {
     // The margin estimates are the model on the library's margin crop of each detected box.
     let frame = load("images/insightface_t1.jpg");
     let faces = detector("retinaface_mnet025", 0.8)
-        .detect(&[&frame])
+        .detect_images(&[&frame])
         .unwrap()
         .remove(0);
     let spec = manifest().get("imdb").unwrap();

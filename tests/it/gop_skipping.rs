@@ -20,7 +20,7 @@ fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)
     let mut source = FfmpegSource::open(clip, &opts, None).unwrap();
     let mut frames = Vec::new();
     while let Some(f) = source.next_sampled().unwrap() {
-        frames.push((f.index, f.timestamp, f.image.data));
+        frames.push((f.index, f.timestamp, f.image.into_host().unwrap().data));
     }
     (frames, source.stats().clone())
 }

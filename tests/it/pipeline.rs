@@ -4,7 +4,7 @@ use std::path::Path;
 
 use facetv::analyze::{Analyzer, ModelChoice};
 use facetv::decode::ffmpeg::FfmpegSource;
-use facetv::decode::{DecodeOptions, FrameSource};
+use facetv::decode::{DecodeOptions, FrameImage, FrameSource, Nvdec, Sampling};
 use facetv::image::BgrImage;
 
 use crate::common::{col, manifest, media, read_tsv, session, store};
@@ -62,7 +62,8 @@ fn the_stage_graph_writes_what_a_serial_run_computes_in_the_same_order() {
         if batch.is_empty() {
             break;
         }
-        let images: Vec<&BgrImage> = batch.iter().map(|f| &f.image).collect();
+        let host: Vec<_> = batch.iter().map(|f| f.image.to_host().unwrap()).collect();
+        let images: Vec<&BgrImage> = host.iter().map(|i| i.as_ref()).collect();
         for (frame, faces) in batch.iter().zip(analyzer.analyze(&images).unwrap()) {
             for (i, f) in faces.iter().enumerate() {
                 let name = format!(
@@ -161,18 +162,20 @@ fn keyframe_sampling_decodes_only_key_frames_and_gives_the_same_results_on_them(
 }
 
 /// `clip` opened for exact sampling every `every` seconds, decoded on `nvdec` or the CPU.
-fn open_exact(clip: &Path, every: f64, nvdec: Option<usize>) -> FfmpegSource {
+fn open_exact(clip: &Path, every: f64, nvdec: Option<Nvdec>) -> FfmpegSource {
     FfmpegSource::open(clip, &DecodeOptions::exact(every), nvdec).unwrap()
 }
 
-/// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU.
-fn sampled(clip: &Path, nvdec: Option<usize>) -> (FfmpegSource, Vec<(u64, f64, BgrImage)>) {
+/// Every sampled frame of `clip` with its index and timestamp, decoded on `nvdec` or the CPU,
+/// in host memory; and how many of them the decoder left in GPU memory.
+fn sampled(clip: &Path, nvdec: Option<Nvdec>) -> (FfmpegSource, Vec<(u64, f64, BgrImage)>, usize) {
     let mut source = open_exact(clip, 1.0, nvdec);
-    let mut frames = Vec::new();
+    let (mut frames, mut on_gpu) = (Vec::new(), 0);
     while let Some(f) = source.next_sampled().unwrap() {
-        frames.push((f.index, f.timestamp, f.image));
+        on_gpu += usize::from(matches!(f.image, FrameImage::Device(_)));
+        frames.push((f.index, f.timestamp, f.image.into_host().unwrap()));
     }
-    (source, frames)
+    (source, frames, on_gpu)
 }
 
 #[test]
@@ -189,32 +192,92 @@ fn nvdec_decodes_the_same_frames_or_falls_back_to_the_cpu_and_says_why() {
         "videos/faces_hamilton_hevc.mkv",
     ] {
         let clip = media(clip);
-        let (_, on_cpu) = sampled(&clip, None);
-        let (source, asked_nvdec) = sampled(&clip, Some(0));
-        let info = source.info();
-        assert_eq!(asked_nvdec.len(), on_cpu.len(), "{}", clip.display());
-        for ((gi, gt, gimg), (ci, ct, cimg)) in asked_nvdec.iter().zip(&on_cpu) {
-            assert_eq!((gi, gt), (ci, ct));
-            assert_eq!((gimg.width, gimg.height), (cimg.width, cimg.height));
-            if info.decoder == "cpu" {
-                assert!(gimg.data == cimg.data);
+        let (_, on_cpu, _) = sampled(&clip, None);
+        // Frames copied to the host and converted there (swscale), and frames left in GPU memory
+        // (converted by the kernels' arithmetic, here through `to_host`).
+        for keep_frames in [false, true] {
+            let nvdec = Nvdec {
+                device: 0,
+                keep_frames,
+            };
+            let (source, asked_nvdec, left_on_gpu) = sampled(&clip, Some(nvdec));
+            let info = source.info();
+            assert_eq!(asked_nvdec.len(), on_cpu.len(), "{}", clip.display());
+            // Both clips are 8-bit 4:2:0, upright, square pixels: NVDEC's frames can stay.
+            let stays = gpu && keep_frames;
+            assert_eq!(left_on_gpu > 0, stays, "{}", clip.display());
+            for ((gi, gt, gimg), (ci, ct, cimg)) in asked_nvdec.iter().zip(&on_cpu) {
+                assert_eq!((gi, gt), (ci, ct));
+                assert_eq!((gimg.width, gimg.height), (cimg.width, cimg.height));
+                if info.decoder == "cpu" {
+                    assert!(gimg.data == cimg.data);
+                } else {
+                    let diff: u64 = gimg
+                        .data
+                        .iter()
+                        .zip(&cimg.data)
+                        .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                        .sum();
+                    let mean = diff as f64 / gimg.data.len() as f64;
+                    // The kernels take the nearest chroma sample where swscale interpolates.
+                    let limit = if stays { 2.0 } else { 1.0 };
+                    assert!(mean <= limit, "mean |Δ| {mean} on frame {gi}");
+                }
+            }
+            if gpu {
+                assert_eq!(info.decoder, "nvdec", "{:?}", info.decoder_fallback);
             } else {
-                let diff: u64 = gimg
-                    .data
-                    .iter()
-                    .zip(&cimg.data)
-                    .map(|(a, b)| u64::from(a.abs_diff(*b)))
-                    .sum();
-                let mean = diff as f64 / gimg.data.len() as f64;
-                assert!(mean <= 1.0, "mean |Δ| {mean} on frame {gi}");
+                assert_eq!(info.decoder, "cpu");
+                let why = info.decoder_fallback.as_deref().unwrap_or_default();
+                assert!(why.contains("libcuda") || why.contains("NVDEC"), "{why}");
             }
         }
-        if gpu {
-            assert_eq!(info.decoder, "nvdec", "{:?}", info.decoder_fallback);
-        } else {
-            assert_eq!(info.decoder, "cpu");
-            let why = info.decoder_fallback.as_deref().unwrap_or_default();
-            assert!(why.contains("libcuda") || why.contains("NVDEC"), "{why}");
+    }
+}
+
+#[test]
+fn a_decoder_failing_mid_stream_hands_over_to_the_cpu_without_losing_or_repeating_frames() {
+    // What the source does when NVDEC fails in the middle of a file (`continue_on_cpu`): the
+    // frames after the hand-over are those of decoding on the CPU throughout, at every point.
+    for (clip, sampling) in [
+        ("videos/faces_hamilton_whitehouse.mp4", Sampling::Exact),
+        ("videos/faces_hamilton_mpeg2.ts", Sampling::Exact),
+        ("videos/faces_hamilton_whitehouse.mp4", Sampling::Keyframe),
+    ] {
+        let clip = media(clip);
+        let opts = DecodeOptions {
+            sampling,
+            ..DecodeOptions::exact(1.0)
+        };
+        let frames = |hand_over: Option<usize>| {
+            let mut source = FfmpegSource::open(&clip, &opts, None).unwrap();
+            let mut out = Vec::new();
+            loop {
+                if hand_over == Some(out.len()) {
+                    source.continue_on_cpu("test failure").unwrap();
+                }
+                match source.next_sampled().unwrap() {
+                    Some(f) => out.push((f.index, f.timestamp, f.image.into_host().unwrap().data)),
+                    None => break,
+                }
+            }
+            (
+                out,
+                source.info().decoder_fallback.clone(),
+                source.stats().clone(),
+            )
+        };
+        let (whole, none, stats) = frames(None);
+        assert!(whole.len() >= 4 && none.is_none());
+        for at in [0, 1, whole.len() / 2, whole.len()] {
+            let (handed_over, why, after) = frames(Some(at));
+            assert!(handed_over == whole, "{} at {at}", clip.display());
+            let why = why.unwrap_or_default();
+            assert!(
+                why.contains("test failure") && why.contains(&format!("sampled frame {at}")),
+                "{why}"
+            );
+            assert_eq!(after.frames_sampled, stats.frames_sampled);
         }
     }
 }
