@@ -6,12 +6,11 @@ use crate::align::margin::{margin_crop, MARGIN};
 use crate::align::{chip_from_frame, Affine, Chip, CHIP_SIZE};
 use crate::classify::crop::CropConvention;
 use crate::classify::{AgeGender, AgeGenderModel, OnnxAgeGender};
-use crate::decode::nvdec::DeviceFrame;
 use crate::decode::{FrameImage, SampledFrame};
 use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, HostFrames};
-use crate::gpu::frames::DevicePlane;
+use crate::gpu::frames::{DeviceFrame, DevicePlane};
 use crate::image::BgrImage;
 use crate::models::{Manifest, ModelStore, Role};
 use crate::runtime::providers::Provider;
@@ -289,7 +288,15 @@ impl FaceFinder {
         let faces = self.detector.detect(frames)?;
         let t1 = std::time::Instant::now();
         let wanted = chip_matrices(&faces);
-        let mut images = frames.chips(&wanted)?.into_iter();
+        let images = frames.chips(&wanted)?;
+        if images.len() != wanted.len() {
+            return Err(Error::Invalid(format!(
+                "{} chips cut for {} faces",
+                images.len(),
+                wanted.len()
+            )));
+        }
+        let mut images = images.into_iter();
         let mut matrices = wanted.iter();
         let chips: Vec<Vec<Chip>> = faces
             .iter()
@@ -368,7 +375,7 @@ pub fn with_frames<T>(
         })
         .collect();
     if let (Some(plane), Some(frames)) = (plane, on_gpu) {
-        return f(&mut plane.frames(frames)?);
+        return f(&mut plane.frames(frames));
     }
     let images = batch
         .iter()

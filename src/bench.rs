@@ -86,9 +86,9 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
     // Decode alone, as the job does and (exact sampling) decoding every frame.
     let nvdec = analyzer.gpu().map(|device| Nvdec {
         device,
-        keep_frames: analyzer.finder.takes_device_frames(),
+        keep: analyzer.finder.device_plane(),
     });
-    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, nvdec, true)?;
+    let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, nvdec.clone(), true)?;
     let every_frame = if cfg.decode.sampling == Sampling::Exact && !cfg.decode.decode_all {
         let all = DecodeOptions {
             decode_all: true,

@@ -184,8 +184,8 @@ pub struct RunArgs {
     pub sampling: Sampling,
     /// Decode every frame. By default exact sampling leaves out what the sampled frames do not
     /// need (pictures nothing refers to, the rest of a GOP after its sampled frame, GOPs without
-    /// a sample point) where that gives the same frames; this turns it off, for checking (same
-    /// results, slower).
+    /// a sample point), and keyframe sampling the key frames no sample point takes, where that
+    /// gives the same frames; this turns it off, for checking (same results, slower).
     #[arg(long)]
     pub decode_all: bool,
     /// Also write every N-th sampled frame with boxes and landmarks drawn.

@@ -13,7 +13,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<Outcome> {
     // One pipeline: `auto` measures the first GPU.
     let providers = super::providers(&a.device, a.precision);
     let auto = a.device == DeviceArg::Auto;
-    let mut analyzers = open_analyzers(g, &a.model, Some(1), &providers[..1], auto)?;
+    let mut analyzers = open_analyzers(g, &a.model, Some(1), 1, &providers[..1], auto)?;
     let run_args = RunArgs {
         input: vec![a.input.clone()],
         output: None,

@@ -37,7 +37,6 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
     }
     let providers = super::providers(&a.device, a.precision);
     let auto = a.device == DeviceArg::Auto;
-    let analyzers = open_analyzers(g, &a.model, a.jobs.map(usize::from), &providers, auto)?;
     let (mut work, mut rejected) = discover(&a.input, Some(&output));
     install_stop_handler();
     if work.is_empty() && rejected.is_empty() {
@@ -63,6 +62,8 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<Outcome> {
         work.len(),
         output.display()
     );
+    let jobs = a.jobs.map(usize::from);
+    let analyzers = open_analyzers(g, &a.model, jobs, work.len(), &providers, auto)?;
     let cfg = job_config(a, &analyzers[0], output.clone())?;
     let progress = crate::progress::Progress::new(
         work.len(),
@@ -105,15 +106,19 @@ pub(super) fn open_analyzers(
     g: &GlobalArgs,
     m: &ModelArgs,
     jobs: Option<usize>,
+    inputs: usize,
     providers: &[Provider],
     auto: bool,
 ) -> Result<Vec<Analyzer>> {
     let gpu = providers.iter().any(|p| *p != Provider::Cpu);
     crate::runtime::environment_for(g.ort_lib.as_deref(), gpu)?;
-    let analyzers = match open_on(g, m, jobs, providers) {
+    let opened = job_providers(providers, jobs, inputs)
+        .map_err(anyhow::Error::from)
+        .and_then(|p| open_on(g, m, &p));
+    let analyzers = match opened {
         Err(e) if auto && gpu && is_gpu_error(&e) => {
             tracing::warn!("--device auto: the GPUs cannot run the models ({e:#}); using the CPU");
-            open_on(g, m, jobs, &[Provider::Cpu])?
+            open_on(g, m, &job_providers(&[Provider::Cpu], jobs, inputs)?)?
         }
         opened => opened?,
     };
@@ -136,29 +141,21 @@ fn is_gpu_error(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<crate::Error>(), Some(crate::Error::Gpu(_)))
 }
 
-fn open_on(
-    g: &GlobalArgs,
-    m: &ModelArgs,
-    jobs: Option<usize>,
-    providers: &[Provider],
-) -> Result<Vec<Analyzer>> {
-    let jobs = match jobs {
-        Some(n) => n,
-        None => default_jobs(providers)?,
-    }
-    .max(providers.len());
+/// One analyzer per entry of `jobs` (where each job's models run).
+fn open_on(g: &GlobalArgs, m: &ModelArgs, jobs: &[Provider]) -> Result<Vec<Analyzer>> {
     let mut session = super::session_options(g);
-    if g.threads.is_none() && providers == [Provider::Cpu] {
-        session.intra_threads = (session.intra_threads / jobs).max(1);
+    if g.threads.is_none() && jobs.iter().all(|p| *p == Provider::Cpu) {
+        session.intra_threads = (session.intra_threads / jobs.len().max(1)).max(1);
     }
     let manifest = super::manifest();
     let store = super::store(g);
     let choice = super::model_choice(m);
     let detect = super::detect_options(m)?;
-    let analyzers = (0..jobs)
-        .map(|i| {
+    let analyzers = jobs
+        .iter()
+        .map(|&provider| {
             let session = SessionOptions {
-                provider: providers[i % providers.len()],
+                provider,
                 ..session
             };
             Analyzer::open(&manifest, &store, &choice, detect, session)
@@ -167,13 +164,44 @@ fn open_on(
     Ok(analyzers)
 }
 
-/// Videos at once when `--jobs` is not given: 1 on the CPU; on GPUs, one per video decoder of
-/// each (`gpu::device::default_jobs`), so every NVDEC engine has a session to run.
-fn default_jobs(providers: &[Provider]) -> crate::Result<usize> {
-    providers.iter().try_fold(0, |sum, p| match p {
-        Provider::Cpu => Ok(sum + 1),
-        Provider::Gpu { device, .. } => Ok(sum + crate::gpu::device::default_jobs(*device)?),
-    })
+/// Where each parallel job runs: `jobs` of them spread over `providers` in turn (at least one
+/// each); without `--jobs`, 1 on the CPU and per GPU one per video decoder it has
+/// (`gpu::device::default_jobs`, so every NVDEC engine has a session), never more than there are
+/// inputs (but one per GPU).
+fn job_providers(
+    providers: &[Provider],
+    jobs: Option<usize>,
+    inputs: usize,
+) -> crate::Result<Vec<Provider>> {
+    if let Some(n) = jobs {
+        let n = n.max(providers.len());
+        return Ok((0..n).map(|i| providers[i % providers.len()]).collect());
+    }
+    let counts = providers
+        .iter()
+        .map(|p| match p {
+            Provider::Cpu => Ok(1),
+            Provider::Gpu { device, .. } => crate::gpu::device::default_jobs(*device),
+        })
+        .collect::<crate::Result<Vec<usize>>>()?;
+    Ok(interleave(providers, &counts, inputs.max(providers.len())))
+}
+
+/// `counts[i]` jobs on `providers[i]`, taken in turn (so a cap leaves the GPUs balanced), at most
+/// `cap` in all.
+fn interleave(providers: &[Provider], counts: &[usize], cap: usize) -> Vec<Provider> {
+    let rounds = counts.iter().copied().max().unwrap_or(0);
+    let mut jobs: Vec<Provider> = (0..rounds)
+        .flat_map(|round| {
+            providers
+                .iter()
+                .zip(counts)
+                .filter(move |(_, &c)| round < c)
+                .map(|(p, _)| *p)
+        })
+        .collect();
+    jobs.truncate(cap);
+    jobs
 }
 
 /// The job settings, with every option that shapes the results recorded for the summaries.
@@ -226,4 +254,35 @@ fn install_stop_handler() {
         }
         eprintln!("stopping after the current batch (press Ctrl-C again to quit at once)");
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::providers::Precision;
+
+    #[test]
+    fn default_jobs_follow_each_gpu_in_turn_and_never_exceed_the_inputs() {
+        let gpu = |device| Provider::Gpu {
+            device,
+            precision: Precision::Fp16,
+        };
+        let (h200, t4) = (gpu(0), gpu(1));
+        let all = interleave(&[h200, t4], &[7, 2], 100);
+        assert_eq!(all.len(), 9);
+        assert_eq!(all.iter().filter(|p| **p == t4).count(), 2);
+        assert_eq!(&all[..4], &[h200, t4, h200, t4]);
+        assert_eq!(interleave(&[h200, t4], &[7, 2], 3), vec![h200, t4, h200]);
+        // Explicit --jobs: spread in turn, at least one per device.
+        let cpu = job_providers(&[Provider::Cpu], Some(3), 1).unwrap();
+        assert_eq!(cpu, vec![Provider::Cpu; 3]);
+        assert_eq!(
+            job_providers(&[h200, t4], Some(1), 1).unwrap(),
+            vec![h200, t4]
+        );
+        assert_eq!(
+            job_providers(&[Provider::Cpu], None, 50).unwrap(),
+            vec![Provider::Cpu]
+        );
+    }
 }

@@ -12,12 +12,14 @@ use ffmpeg_next as ff;
 use super::bitstream::RefSyntax;
 use super::convert::{display_width, Converter};
 use super::gop_skip::{GopSkipper, Packet, Step};
+use super::key_skip::KeySkipper;
 use super::sampler::{Sampler, Timeline};
 use super::{
     DecodeOptions, DecodeStats, FrameImage, FrameSource, Nvdec, SampledFrame, Sampling,
     TimestampSource, VideoInfo,
 };
 use crate::error::{Error, FailureKind, Result};
+use crate::gpu::frames::DevicePlane;
 use crate::image::BgrImage;
 
 /// Container formats without timestamps of their own (raw elementary streams).
@@ -132,8 +134,9 @@ pub struct FfmpegSource {
     timeline: Timeline,
     sampler: Sampler,
     converter: Converter,
-    /// Sampled frames NVDEC decoded stay in GPU memory where they can (`nvdec::host_only`).
-    keep_on_gpu: bool,
+    /// Sampled frames NVDEC decoded stay in this GPU pipeline's memory where they can
+    /// (`nvdec::host_only`).
+    keep_on: Option<Arc<DevicePlane>>,
     opts: DecodeOptions,
     /// Packets the decoder refused since its last frame (NVDEC gives up after a few).
     errors_in_a_row: u32,
@@ -143,6 +146,8 @@ pub struct FfmpegSource {
     /// The decoder was sent end-of-stream to drain it before a skipped GOP.
     draining: bool,
     skipper: GopSkipper<ff::Packet>,
+    /// Key frames no sample takes, passed over (`--sampling keyframe`).
+    keys: KeySkipper,
     /// Where packets say whether their picture is a reference.
     ref_syntax: RefSyntax,
     /// Whether the first decoded frame was flagged interlaced (`watch_interlacing`).
@@ -154,6 +159,11 @@ pub struct FfmpegSource {
     declared_frames: u64,
     /// Sampled frames still to pass over without converting them (resuming after a checkpoint).
     skip: u64,
+    /// Sampled frames up to this time were handed out by a decoder this one replaced
+    /// (`continue_on_cpu`).
+    skip_through: Option<f64>,
+    /// Time of the last sampled frame (handed out or passed over).
+    last_sampled: Option<f64>,
     sampling: Sampling,
     /// Packets of the video stream read so far.
     packets: u64,
@@ -256,9 +266,13 @@ impl FfmpegSource {
         };
         let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| err(format!("unsupported codec parameters: {e}")))?;
-        let hardware = nvdec.map(|n| super::nvdec::attach(&mut ctx, n.device));
-        let keep_on_gpu =
-            nvdec.is_some_and(|n| n.keep_frames) && matches!(hardware, Some(Ok(true)));
+        let hardware = nvdec
+            .as_ref()
+            .map(|n| super::nvdec::attach(&mut ctx, n.device));
+        // Frames of another CUDA context than the primary one are not ours to read.
+        let keep_on = nvdec
+            .and_then(|n| n.keep)
+            .filter(|_| matches!(hardware, Some(Ok(true))));
         let (decoder_name, decoder_fallback) = match hardware {
             None => ("cpu", None),
             Some(Ok(_)) => ("nvdec", None),
@@ -386,6 +400,14 @@ impl FfmpegSource {
             decoder_fallback,
         };
         let nominal_rate = nominal.unwrap_or(25.0);
+        let timeline = Timeline::new(
+            1.0 / nominal_rate,
+            (info.container == "mpegts").then_some(60.0),
+        );
+        let keys = KeySkipper::new(every, time_base, origin.unwrap_or(0.0), timeline.clone());
+        let pass_keys =
+            sampling == Sampling::Keyframe && !raw && origin.is_some() && !opts.decode_all;
+        let keys = if pass_keys { keys } else { keys.off() };
         let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0));
         let skip = sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all;
         let skipper = if skip { skipper } else { skipper.decode_all() };
@@ -407,13 +429,10 @@ impl FfmpegSource {
             time_base,
             origin,
             nominal_rate,
-            timeline: Timeline::new(
-                1.0 / nominal_rate,
-                (info.container == "mpegts").then_some(60.0),
-            ),
+            timeline,
             sampler: Sampler::new(every),
             converter: Converter::default(),
-            keep_on_gpu,
+            keep_on,
             opts: *opts,
             errors_in_a_row: 0,
             info,
@@ -421,6 +440,7 @@ impl FfmpegSource {
             eof_sent: false,
             draining: false,
             skipper,
+            keys,
             ref_syntax,
             first_interlaced: None,
             finished: false,
@@ -428,6 +448,8 @@ impl FfmpegSource {
             watchdog,
             declared_frames,
             skip: 0,
+            skip_through: None,
+            last_sampled: None,
             sampling,
             packets: 0,
         })
@@ -499,7 +521,10 @@ impl FfmpegSource {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     let pts = self.decoded.timestamp().or(self.decoded.pts());
-                    let dropped = self.skipper.output(pts);
+                    let mut dropped = self.skipper.output(pts);
+                    if self.sampling == Sampling::Keyframe {
+                        dropped.extend(self.keys.output(pts));
+                    }
                     self.pass_through_timeline(&dropped);
                     self.watch_interlacing();
                     return Ok(true);
@@ -512,10 +537,10 @@ impl FfmpegSource {
                 }
                 Err(ff::Error::Eof) => return Ok(false),
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {}
-                Err(_) => {
+                Err(e) => {
                     // A frame that failed to decode: count it and go on.
                     self.count_corrupt();
-                    self.errors_in_a_row += 1;
+                    self.count_decoder_error(&e);
                     continue;
                 }
             }
@@ -531,6 +556,15 @@ impl FfmpegSource {
     fn count_corrupt(&mut self) {
         self.stats.corrupt_packets += 1;
         self.skipper.stop();
+        self.keys.stop();
+    }
+
+    /// A decoder error that is not the data's (`failure_of_decoder`) counts towards handing the
+    /// file to the CPU decoder; damaged data (which the CPU decoder would meet too) does not.
+    fn count_decoder_error(&mut self, e: &ff::Error) {
+        if failure_of_decoder(e) {
+            self.errors_in_a_row += 1;
+        }
     }
 
     /// NVDEC refused too many packets in a row (`NVDEC_ERRORS_IN_A_ROW`): the file goes to the
@@ -544,16 +578,21 @@ impl FfmpegSource {
     /// ones decoding on the CPU from the start gives (the same indices and timestamps). Used
     /// when NVDEC fails in the middle of a stream; recorded in `decoder_fallback`.
     pub fn continue_on_cpu(&mut self, why: &str) -> Result<()> {
-        let done = self.stats.frames_sampled;
         let at = self.stats.last_timestamp;
         tracing::warn!(
-            "{}: {why} at {at:.1} s; decoding again on the CPU, going on after sampled frame {done}",
+            "{}: {why} at {at:.1} s; decoding again on the CPU, going on after the frames already sampled",
             self.path.display()
         );
         let mut cpu = FfmpegSource::open(&self.path, &self.opts, None)?;
-        cpu.skip_sampled(done);
+        // By time, not by count: frames the failing decoder lost would shift a count. Sampled
+        // frames still to pass over for a resumed run follow.
+        cpu.skip_through = self.last_sampled;
+        cpu.skip = self.skip;
+        let after = self
+            .last_sampled
+            .map_or_else(|| "the start".to_string(), |t| format!("{t:.3} s"));
         cpu.info.decoder_fallback = Some(format!(
-            "{why} at {at:.1} s: the file was decoded again on the CPU; frames after sampled frame {done} are the CPU decoder's"
+            "{why} at {at:.1} s: the file was decoded again on the CPU; frames sampled after {after} are the CPU decoder's"
         ));
         *self = cpu;
         Ok(())
@@ -587,9 +626,19 @@ impl FfmpegSource {
         loop {
             match self.skipper.next() {
                 Some(Step::Feed(packet)) => {
-                    if self.decoder.send_packet(&packet).is_err() {
+                    if self.sampling == Sampling::Keyframe
+                        && packet.is_key()
+                        && self.keys.pass_over(
+                            packet.pts(),
+                            hidden(&packet),
+                            packet.data().is_some_and(|d| self.ref_syntax.is_restart(d)),
+                        )
+                    {
+                        continue;
+                    }
+                    if let Err(e) = self.decoder.send_packet(&packet) {
                         self.count_corrupt();
-                        self.errors_in_a_row += 1;
+                        self.count_decoder_error(&e);
                     }
                     return Ok(());
                 }
@@ -631,8 +680,6 @@ impl FfmpegSource {
                         // the decoder hands it back with the key frames it decodes.
                         packet.set_pts(Some(self.packets as i64 - 1));
                     }
-                    // SAFETY: the packet was just filled by the demuxer; flags is a plain field.
-                    let flags = unsafe { (*ff::codec::packet::Ref::as_ptr(&packet)).flags };
                     let (reference, restart) = match (self.skipper.active(), packet.data()) {
                         (true, Some(data)) => (
                             self.ref_syntax.is_reference(data),
@@ -643,7 +690,7 @@ impl FfmpegSource {
                     return Ok(Some(Packet {
                         pts: packet.pts(),
                         key: packet.is_key(),
-                        hidden: flags & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0,
+                        hidden: hidden(&packet),
                         reference,
                         restart,
                         payload: packet,
@@ -670,26 +717,31 @@ impl FfmpegSource {
         }
     }
 
-    /// The sampled frame just decoded, left in GPU memory where it can be, else as BGR.
+    /// The sampled frame just decoded, kept in GPU memory where it can be, else as BGR.
     fn sampled_image(&mut self) -> Result<FrameImage> {
-        if self.keep_on_gpu {
+        if let Some(plane) = &self.keep_on {
             let refused = super::nvdec::host_only(
                 &self.decoded,
                 self.info.rotation,
                 self.info.sample_aspect_ratio,
             );
-            match refused {
-                None => {
-                    return super::nvdec::DeviceFrame::new(&self.decoded)
-                        .map(FrameImage::Device)
-                        .map_err(|m| Error::video(&self.path, FailureKind::Other, m));
+            let colour =
+                super::nvdec::colour_of(self.decoded.color_space(), self.decoded.color_range());
+            let kept = match (refused, super::nvdec::surface(&self.decoded), colour) {
+                (None, Some((planes, dims)), Some(colour)) => {
+                    plane.keep(planes, dims, colour).map_err(|e| e.to_string())
                 }
-                Some(why) => {
+                (Some(why), _, _) => Err(why.to_string()),
+                _ => Err("planes of different pitch".to_string()),
+            };
+            match kept {
+                Ok(frame) => return Ok(FrameImage::Device(frame)),
+                Err(why) => {
                     tracing::info!(
                         "{}: sampled frames go through the host ({why})",
                         self.path.display()
                     );
-                    self.keep_on_gpu = false;
+                    self.keep_on = None;
                 }
             }
         }
@@ -716,6 +768,19 @@ impl FfmpegSource {
         }
         Ok(img.rotate_clockwise(self.info.rotation))
     }
+}
+
+/// The container marks the packet to be decoded but not shown (edit-list pre-roll).
+fn hidden(packet: &ff::Packet) -> bool {
+    // SAFETY: a packet from the demuxer; flags is a plain field.
+    let flags = unsafe { (*ff::codec::packet::Ref::as_ptr(packet)).flags };
+    flags & ff::ffi::AV_PKT_FLAG_DISCARD != 0
+}
+
+/// Whether a decoding error is the decoder's own (a driver or hardware failure, out of decode
+/// surfaces or memory) rather than damaged data, which FFmpeg reports as invalid data.
+fn failure_of_decoder(e: &ff::Error) -> bool {
+    !matches!(e, ff::Error::InvalidData)
 }
 
 /// Consecutive packets NVDEC may fail to decode before the file goes to the CPU decoder (a
@@ -801,7 +866,8 @@ impl FrameSource for FfmpegSource {
             self.errors_in_a_row = 0;
             if !frame {
                 self.finished = true;
-                let rest = self.skipper.finish();
+                let mut rest = self.skipper.finish();
+                rest.extend(self.keys.finish());
                 self.pass_through_timeline(&rest);
                 self.stats.frames_not_decoded = match self.sampling {
                     Sampling::Exact => self.skipper.frames_dropped,
@@ -827,6 +893,10 @@ impl FrameSource for FfmpegSource {
             self.stats.last_timestamp = t;
             if self.sampler.take(t) {
                 self.stats.frames_sampled += 1;
+                if self.skip_through.is_some_and(|through| t <= through) {
+                    continue;
+                }
+                self.last_sampled = Some(t);
                 if self.skip > 0 {
                     self.skip -= 1;
                     continue;
@@ -840,5 +910,21 @@ impl FrameSource for FfmpegSource {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn damaged_data_is_not_taken_for_a_failing_decoder() {
+        use super::failure_of_decoder;
+        use ffmpeg_next::Error;
+        assert!(!failure_of_decoder(&Error::InvalidData));
+        // FFmpeg's NVDEC: CUDA failures, no decode surface left, out of memory.
+        assert!(failure_of_decoder(&Error::External));
+        assert!(failure_of_decoder(&Error::Other {
+            errno: libc::ENOMEM
+        }));
+        assert!(failure_of_decoder(&Error::Bug));
     }
 }

@@ -6,6 +6,7 @@ pub mod bitstream;
 pub mod convert;
 pub mod ffmpeg;
 pub mod gop_skip;
+pub mod key_skip;
 pub mod nvdec;
 pub mod sampler;
 
@@ -26,9 +27,9 @@ pub enum Sampling {
     #[default]
     Exact,
     /// The first key frame at or after each sample point: only key frames are decoded (several
-    /// times faster on long-GOP broadcast material), so samples are as far apart as the key
-    /// frames when those are sparser than the sampling period. The timestamps written are the
-    /// key frames' own.
+    /// times faster on long-GOP broadcast material), and of those only the ones a sample point
+    /// takes (`key_skip`), so samples are as far apart as the key frames when those are sparser
+    /// than the sampling period. The timestamps written are the key frames' own.
     Keyframe,
 }
 
@@ -38,8 +39,8 @@ pub struct DecodeOptions {
     /// Seconds between sample points.
     pub every: f64,
     pub sampling: Sampling,
-    /// Decode every frame, even GOPs that hold no sample point (`--decode-all`: the same
-    /// results, slower; `gop_skip`).
+    /// Decode every frame, even GOPs that hold no sample point (`gop_skip`), and with keyframe
+    /// sampling every key frame (`key_skip`) (`--decode-all`: the same results, slower).
     pub decode_all: bool,
     /// A read that makes no progress for this long fails the input.
     pub stall_timeout: Duration,
@@ -74,9 +75,9 @@ pub struct SampledFrame {
 pub enum FrameImage {
     /// Upright, display-aspect BGR in host memory.
     Host(BgrImage),
-    /// NVDEC's NV12 surface in GPU memory, for the GPU path's kernels: only frames that need no
-    /// rotation, aspect correction or deinterlacing stay there (`nvdec::DeviceFrame`).
-    Device(nvdec::DeviceFrame),
+    /// NV12 in GPU memory, copied from NVDEC's surface, for the GPU path's kernels: only frames
+    /// that need no rotation, aspect correction or deinterlacing stay there (`nvdec::host_only`).
+    Device(crate::gpu::frames::DeviceFrame),
 }
 
 impl FrameImage {
@@ -84,7 +85,7 @@ impl FrameImage {
     pub fn size(&self) -> (usize, usize) {
         match self {
             FrameImage::Host(img) => (img.width, img.height),
-            FrameImage::Device(f) => (f.width, f.height),
+            FrameImage::Device(f) => f.size(),
         }
     }
 
@@ -106,12 +107,13 @@ impl FrameImage {
     }
 }
 
-/// Decoding on a GPU: NVDEC on `device` (the CPU where it cannot); `keep_frames`: sampled frames
-/// stay in GPU memory where they can (`FrameImage::Device`) instead of being copied to the host.
-#[derive(Debug, Clone, Copy)]
+/// Decoding on a GPU: NVDEC on `device` (the CPU where it cannot); with `keep`, sampled frames
+/// stay in that GPU pipeline's memory where they can (`FrameImage::Device`) instead of being
+/// copied to the host.
+#[derive(Clone)]
 pub struct Nvdec {
     pub device: usize,
-    pub keep_frames: bool,
+    pub keep: Option<std::sync::Arc<crate::gpu::frames::DevicePlane>>,
 }
 
 /// Where timestamps came from.

@@ -15,7 +15,6 @@ use ffmpeg_next as ff;
 use ff::ffi::{AVCodecContext, AVHWDeviceType, AVPixelFormat};
 
 use crate::gpu::params::{Matrix, YuvToBgr};
-use crate::image::BgrImage;
 
 /// `AV_CUDA_USE_PRIMARY_CONTEXT` (libavutil/hwcontext_cuda.h): the device context retains the
 /// GPU's primary context instead of creating its own.
@@ -171,28 +170,6 @@ pub fn on_gpu(frame: &ff::frame::Video) -> bool {
     frame.format() == ff::format::Pixel::CUDA
 }
 
-/// A decoded frame left in GPU memory for the GPU path's kernels: NV12 of `width`×`height`
-/// pixels in rows of `pitch` bytes, luma then chroma plane (`planes`), converted to BGR with
-/// `colour`. It holds FFmpeg's reference to the surface, so the memory stays allocated (and is
-/// not reused by the decoder) while the frame lives.
-pub struct DeviceFrame {
-    frame: ff::frame::Video,
-    pub width: usize,
-    pub height: usize,
-    pub pitch: usize,
-    pub colour: YuvToBgr,
-}
-
-impl std::fmt::Debug for DeviceFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DeviceFrame({}×{}, pitch {})",
-            self.width, self.height, self.pitch
-        )
-    }
-}
-
 /// The conversion of a frame's colour matrix and range to BGR, where the kernels know the matrix
 /// (BT.709, BT.601; unspecified is BT.601, as swscale assumes on the CPU path); `None` otherwise.
 pub fn colour_of(space: ff::color::Space, range: ff::color::Range) -> Option<YuvToBgr> {
@@ -242,66 +219,22 @@ pub fn host_only(frame: &ff::frame::Video, rotation: u32, sar: (i32, i32)) -> Op
     }
 }
 
-impl DeviceFrame {
-    /// A new reference to `frame` (which `host_only` accepted).
-    pub fn new(frame: &ff::frame::Video) -> Result<DeviceFrame, String> {
-        let colour = colour_of(frame.color_space(), frame.color_range())
-            .ok_or("a colour matrix the GPU kernels do not convert")?;
-        let mut held = ff::frame::Video::empty();
-        // SAFETY: both frames are valid; the new one is empty and takes a reference to the
-        // same buffers.
-        let status = unsafe { ff::ffi::av_frame_ref(held.as_mut_ptr(), frame.as_ptr()) };
-        if status < 0 {
-            return Err(format!(
-                "keeping a decoded frame failed: {}",
-                ff::Error::from(status)
-            ));
-        }
-        let pitch = held.stride(0);
-        if held.stride(1) != pitch {
-            return Err("NVDEC frame planes of different pitch".into());
-        }
-        Ok(DeviceFrame {
-            width: held.width() as usize,
-            height: held.height() as usize,
-            pitch,
-            colour,
-            frame: held,
-        })
+/// Where a CUDA frame's NV12 planes are: device addresses of luma and chroma, and (width,
+/// height, pitch).
+pub fn surface(frame: &ff::frame::Video) -> Option<((u64, u64), (usize, usize, usize))> {
+    let pitch = frame.stride(0);
+    if !on_gpu(frame) || frame.stride(1) != pitch {
+        return None;
     }
-
-    /// Device addresses of the luma and chroma planes.
-    pub fn planes(&self) -> (u64, u64) {
-        // SAFETY: a CUDA frame's data pointers are device addresses.
-        unsafe {
-            let f = self.frame.as_ptr();
-            ((*f).data[0] as u64, (*f).data[1] as u64)
-        }
-    }
-
-    /// The frame as BGR in host memory, converted as the kernels convert it
-    /// (`gpu::twin::nv12_to_bgr`), for the few places that need host pixels.
-    pub fn to_host(&self) -> crate::error::Result<BgrImage> {
-        let host = download(&self.frame).map_err(crate::error::Error::Gpu)?;
-        let (w, h) = (self.width, self.height);
-        let pitch = host.stride(0);
-        if host.stride(1) != pitch || host.format() != ff::format::Pixel::NV12 {
-            return Err(crate::error::Error::Gpu(format!(
-                "a downloaded frame is {:?}, not NV12",
-                host.format()
-            )));
-        }
-        let luma = &host.data(0)[..pitch * h];
-        let chroma = &host.data(1)[..pitch * h.div_ceil(2)];
-        Ok(crate::gpu::twin::nv12_to_bgr(
-            luma,
-            chroma,
-            w,
-            h,
-            pitch,
-            &self.colour,
-        ))
-    }
+    // SAFETY: a CUDA frame's data pointers are device addresses.
+    let planes = unsafe {
+        let f = frame.as_ptr();
+        ((*f).data[0] as u64, (*f).data[1] as u64)
+    };
+    Some((
+        planes,
+        (frame.width() as usize, frame.height() as usize, pitch),
+    ))
 }
 
 /// A GPU frame copied to the host (NV12, or P010 for 10-bit), with its timestamps and colour

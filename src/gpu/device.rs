@@ -88,15 +88,17 @@ fn nvdec_engines(name: &str) -> usize {
         name.split(|c: char| !c.is_ascii_alphanumeric())
             .any(|w| w == model)
     };
-    if ["H100", "H200", "H800", "H20", "GH200"]
-        .iter()
-        .any(|m| has(m))
-    {
+    let any = |models: &[&str]| models.iter().any(|m| has(m));
+    if any(&[
+        "H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200",
+    ]) {
         7
-    } else if has("A100") || has("A800") {
+    } else if any(&["A100", "A800"]) {
         5
-    } else if has("L4") || has("A30") {
+    } else if any(&["L4", "A30"]) {
         4
+    } else if any(&["L40", "L40S"]) {
+        3
     } else {
         2
     }
@@ -204,7 +206,8 @@ mod tests {
         assert_eq!(nvdec_engines("NVIDIA A100-SXM4-80GB"), 5);
         assert_eq!(nvdec_engines("NVIDIA A100 80GB PCIe"), 5);
         assert_eq!(nvdec_engines("NVIDIA L4"), 4);
-        assert_eq!(nvdec_engines("NVIDIA L40S"), 2);
+        assert_eq!(nvdec_engines("NVIDIA L40S"), 3);
+        assert_eq!(nvdec_engines("NVIDIA B200"), 7);
         assert_eq!(nvdec_engines("Tesla T4"), 2);
     }
 }

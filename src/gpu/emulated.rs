@@ -292,10 +292,11 @@ impl crate::frames::Frames for EmulatedFrames<'_> {
         spec: &crate::models::InputSpec,
     ) -> crate::error::Result<crate::runtime::binding::BoundInput<'_>> {
         let per = 3 * canvas.0 * canvas.1;
-        let mut input = Vec::with_capacity(per * range.len());
-        for run in self.runs(range.clone()) {
+        let mut input = vec![f32::NAN; per * range.len()];
+        for (run, values) in super::frames::input_slices(self.runs(range.clone()), range.start, per)
+        {
             let f = &self.frames[run.start];
-            input.extend(nv12_to_model_input::<f32>(
+            input[values].copy_from_slice(&nv12_to_model_input::<f32>(
                 &self.planes(&run),
                 f.pitch,
                 f.colour,

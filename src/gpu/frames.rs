@@ -12,15 +12,15 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaStream, DevicePtr};
+use cudarc::driver::result::memcpy_dtod_async;
+use cudarc::driver::{CudaStream, DevicePtr, DevicePtrMut};
 
 use super::device::Gpu;
 use super::launch::{FaceTable, FrameBatch, FrameFormat};
-use super::params::{Normalize, Resize};
+use super::params::{Normalize, Resize, YuvToBgr};
 use super::pool::{DeviceAllocator, Pool, Pooled};
 use crate::align::similarity::invert;
 use crate::align::{Affine, CHIP_SIZE};
-use crate::decode::nvdec::DeviceFrame;
 use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::image::BgrImage;
@@ -28,15 +28,82 @@ use crate::models::InputSpec;
 use crate::runtime::binding::BoundInput;
 
 /// One GPU pipeline's device resources: the GPU with our kernels, a stream per model (the
-/// detector's also runs the kernels, so they and its inference stay in order), and the pools
-/// the batches' buffers come from.
+/// detector's also runs the kernels, so they and its inference stay in order), a stream that
+/// copies decoded frames out of NVDEC's surfaces, and the pools the buffers come from.
 pub struct DevicePlane {
     gpu: Gpu,
     detect: Arc<CudaStream>,
     /// The classifiers' streams, kept alive as long as their sessions.
     models: Vec<Arc<CudaStream>>,
+    copy: Arc<CudaStream>,
+    frames: Arc<Pool<DeviceAllocator<u8>>>,
     inputs: Arc<Pool<DeviceAllocator<f32>>>,
     chips: Arc<Pool<DeviceAllocator<u8>>>,
+}
+
+/// A sampled frame in GPU memory, for the GPU path's kernels: NV12 of `width`×`height` pixels in
+/// rows of `pitch` bytes, luma then chroma, converted to BGR with `colour`. A copy in a pooled
+/// buffer of ours, not FFmpeg's surface: FFmpeg 5.1 hands out NVDEC's own decode surfaces, a
+/// few dozen at most, and frames held by the pipeline's queues would leave the decoder none.
+pub struct DeviceFrame {
+    buffer: Pooled<DeviceAllocator<u8>>,
+    stream: Arc<CudaStream>,
+    width: usize,
+    height: usize,
+    pitch: usize,
+    colour: YuvToBgr,
+}
+
+impl std::fmt::Debug for DeviceFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DeviceFrame({}×{}, pitch {})",
+            self.width, self.height, self.pitch
+        )
+    }
+}
+
+impl DeviceFrame {
+    /// (width, height) in the pixels faces are reported in.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn luma_len(&self) -> usize {
+        self.pitch * self.height
+    }
+
+    fn len(&self) -> usize {
+        self.luma_len() + self.pitch * self.height.div_ceil(2)
+    }
+
+    /// Device addresses of the luma and chroma planes.
+    fn planes(&self) -> (u64, u64) {
+        let (ptr, _read) = self.buffer.device_ptr(&self.stream);
+        (ptr, ptr + self.luma_len() as u64)
+    }
+
+    /// The frame as BGR in host memory, converted as the kernels convert it
+    /// (`gpu::twin::nv12_to_bgr`), for the few places that need host pixels.
+    pub fn to_host(&self) -> Result<BgrImage> {
+        let nv12 = self
+            .stream
+            .clone_dtoh(&self.buffer.slice(..self.len()))
+            .map_err(gpu_error("copying a frame to the host"))?;
+        self.stream
+            .synchronize()
+            .map_err(gpu_error("copying a frame to the host"))?;
+        let (luma, chroma) = nv12.split_at(self.luma_len());
+        Ok(super::twin::nv12_to_bgr(
+            luma,
+            chroma,
+            self.width,
+            self.height,
+            self.pitch,
+            &self.colour,
+        ))
+    }
 }
 
 impl DevicePlane {
@@ -44,12 +111,59 @@ impl DevicePlane {
     pub fn open(device: usize) -> Result<DevicePlane> {
         let gpu = Gpu::open(device)?;
         let detect = gpu.new_stream()?;
+        let copy = gpu.new_stream()?;
         Ok(DevicePlane {
             inputs: Pool::new(DeviceAllocator::new(detect.clone())),
             chips: Pool::new(DeviceAllocator::new(detect.clone())),
+            frames: Pool::new(DeviceAllocator::new(copy.clone())),
+            copy,
             detect,
             models: Vec::new(),
             gpu,
+        })
+    }
+
+    /// Copies a decoded NV12 picture (`planes`: luma and chroma addresses of FFmpeg's surface,
+    /// `dims`: width, height, pitch) into a buffer of ours, finished before returning so the
+    /// surface can go back to the decoder at once.
+    pub fn keep(
+        &self,
+        planes: (u64, u64),
+        (width, height, pitch): (usize, usize, usize),
+        colour: YuvToBgr,
+    ) -> Result<DeviceFrame> {
+        let (luma, chroma) = (pitch * height, pitch * height.div_ceil(2));
+        let mut buffer = self.frames.take(luma + chroma)?;
+        let ctx = self.gpu.context();
+        ctx.bind_to_thread()
+            .map_err(gpu_error("using the GPU from the decoder"))?;
+        // FFmpeg's NVDEC maps its output on the context's legacy default stream, which our
+        // streams (non-blocking) do not wait for.
+        ctx.default_stream()
+            .synchronize()
+            .map_err(gpu_error("waiting for the decoder"))?;
+        {
+            let (dst, _written) = buffer.device_ptr_mut(&self.copy);
+            // SAFETY: the source planes hold `pitch` × rows bytes of a decoded picture in this
+            // GPU's primary context (FFmpeg's frame is alive while this runs); the destination
+            // holds both.
+            unsafe {
+                let s = self.copy.cu_stream();
+                memcpy_dtod_async(dst, planes.0, luma, s)
+                    .and_then(|()| memcpy_dtod_async(dst + luma as u64, planes.1, chroma, s))
+            }
+            .map_err(gpu_error("copying a decoded frame"))?;
+        }
+        self.copy
+            .synchronize()
+            .map_err(gpu_error("copying a decoded frame"))?;
+        Ok(DeviceFrame {
+            buffer,
+            stream: self.copy.clone(),
+            width,
+            height,
+            pitch,
+            colour,
         })
     }
 
@@ -70,20 +184,13 @@ impl DevicePlane {
         Ok(raw)
     }
 
-    /// A batch of decoded frames of this GPU, ready for the kernels.
-    pub fn frames<'a>(&'a self, frames: Vec<&'a DeviceFrame>) -> Result<DeviceFrames<'a>> {
-        // FFmpeg copies each decoded picture into its frame on the context's legacy default
-        // stream, which our streams (non-blocking) do not wait for: wait for it here.
-        self.gpu
-            .context()
-            .default_stream()
-            .synchronize()
-            .map_err(gpu_error("waiting for the decoder's copies"))?;
-        Ok(DeviceFrames {
+    /// A batch of frames kept on this GPU (`keep`, finished there), ready for the kernels.
+    pub fn frames<'a>(&'a self, frames: Vec<&'a DeviceFrame>) -> DeviceFrames<'a> {
+        DeviceFrames {
             plane: self,
             frames,
             input: None,
-        })
+        }
     }
 }
 
@@ -112,6 +219,19 @@ pub(crate) fn runs<K: PartialEq>(
         }
     }
     runs
+}
+
+/// Each run of a batch's detector input and where its values go in the input of frames from
+/// `start` on (`per` values a frame).
+pub(crate) fn input_slices(
+    runs: Vec<Range<usize>>,
+    start: usize,
+    per: usize,
+) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
+    runs.into_iter().map(move |run| {
+        let values = (run.start - start) * per..(run.end - start) * per;
+        (run, values)
+    })
 }
 
 /// A run of frames and its faces: (frame index within the run, chip → frame matrix).
@@ -155,9 +275,9 @@ impl DeviceFrames<'_> {
     fn batch(&self, run: Range<usize>) -> Result<FrameBatch<'static>> {
         let first = self.frames[run.start];
         let planes: Vec<(u64, u64)> = self.frames[run].iter().map(|f| f.planes()).collect();
-        // SAFETY: every frame holds an NV12 picture of this geometry in this GPU's memory (the
-        // primary context FFmpeg decodes in), kept by its `DeviceFrame` reference for the life
-        // of `self`; the decoder's writes finished before `frames` returned.
+        // SAFETY: every frame holds an NV12 picture of this geometry in this GPU's memory, in a
+        // buffer its `DeviceFrame` keeps for the life of `self`, written (and finished) by
+        // `DevicePlane::keep`.
         unsafe {
             FrameBatch::from_raw(
                 &self.plane.detect,
@@ -189,11 +309,10 @@ impl Frames for DeviceFrames<'_> {
         let stream = &plane.detect;
         let per = 3 * canvas.0 * canvas.1;
         let mut input = plane.inputs.take(per * range.len())?;
-        let start = range.start;
-        for run in self.runs(range.clone()) {
-            let batch = self.batch(run.clone())?;
+        for (run, values) in input_slices(self.runs(range.clone()), range.start, per) {
+            let batch = self.batch(run)?;
             let r = Resize::longer_side(batch.width, batch.height, max_side);
-            let mut out = input.slice_mut((run.start - start) * per..(run.end - start) * per);
+            let mut out = input.slice_mut(values);
             plane.gpu.kernels.model_input::<f32>(
                 stream,
                 &batch,

@@ -373,7 +373,7 @@ fn driver_panics_become_errors_and_guards_nest() {
 fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
     use super::emulated::{EmulatedFrames, Nv12Frame};
     use crate::analyze::FaceFinder;
-    use crate::frames::HostFrames;
+    use crate::frames::{Frames, HostFrames};
     crate::runtime::environment(None).expect("ONNX Runtime is installed by scripts/setup.sh");
     let manifest = crate::models::Manifest::embedded();
     let spec = manifest.get("retinaface_mnet025").unwrap();
@@ -392,14 +392,16 @@ fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
     .unwrap();
     let mut finder = FaceFinder::new(Box::new(detector), false, None);
     let shared = crate::home::shared_dir().expect("../shared or FACETV_SHARED");
-    let photos: Vec<BgrImage> = [
-        "insightface_t1.jpg",
-        "fr_two_people.jpg",
-        "uniface_src_meeting.jpg",
-    ]
-    .iter()
-    .map(|f| BgrImage::load(&shared.join("media/images").join(f)).unwrap())
-    .collect();
+    let load = |f: &str| BgrImage::load(&shared.join("media/images").join(f)).unwrap();
+    let t1 = load("insightface_t1.jpg");
+    // Sizes A A B A C: runs of one and two frames, faces on the second frame of a run.
+    let photos = [
+        t1.clone(),
+        t1.flip_horizontal(),
+        load("fr_two_people.jpg"),
+        t1,
+        load("uniface_src_meeting.jpg"),
+    ];
     for (matrix, full) in [(Matrix::Bt601, false), (Matrix::Bt709, true)] {
         let k = YuvToBgr::new(matrix, full);
         let nv12: Vec<_> = photos
@@ -413,25 +415,45 @@ fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
             .collect();
         let refs: Vec<&BgrImage> = pictures.iter().collect();
         let on_host = finder.find(&mut HostFrames::new(&refs)).unwrap();
-        let frames = nv12
-            .iter()
-            .zip(&photos)
-            .map(|((y, uv, pitch), p)| Nv12Frame {
-                luma: y,
-                chroma: uv,
-                width: p.width,
-                height: p.height,
-                pitch: *pitch,
-                colour: k,
-            })
-            .collect();
-        let emulated = finder.find(&mut EmulatedFrames::new(frames)).unwrap();
+        let nv12_frames = || -> Vec<Nv12Frame<'_>> {
+            nv12.iter()
+                .zip(&photos)
+                .map(|((y, uv, pitch), p)| Nv12Frame {
+                    luma: y,
+                    chroma: uv,
+                    width: p.width,
+                    height: p.height,
+                    pitch: *pitch,
+                    colour: k,
+                })
+                .collect()
+        };
+        // The detector input of a range across runs (the detector here takes one frame at a
+        // time, so `find` alone does not cover it), on a canvas wider than high.
+        let spec = &spec.input;
+        let mut host = HostFrames::new(&refs);
+        let mut emulated = EmulatedFrames::new(nv12_frames());
+        let want = host
+            .detector_input(1..5, 640, (672, 480), spec)
+            .unwrap()
+            .host_values();
+        let got = emulated
+            .detector_input(1..5, 640, (672, 480), spec)
+            .unwrap()
+            .host_values();
+        assert!(got == want, "{matrix:?} full={full}");
+        let emulated = finder
+            .find(&mut EmulatedFrames::new(nv12_frames()))
+            .unwrap();
         let counts: Vec<usize> = on_host.faces.iter().map(Vec::len).collect();
         assert!(
             counts.iter().all(|&n| n >= 1) && counts.iter().sum::<usize>() >= 5,
             "{counts:?}"
         );
         assert_eq!(emulated.faces, on_host.faces, "{matrix:?} full={full}");
+        let chips = |f: &crate::analyze::FoundFaces| f.chips.iter().map(Vec::len).sum::<usize>();
+        assert_eq!(chips(&emulated), chips(&on_host));
+        assert_eq!(chips(&on_host), counts.iter().sum::<usize>());
         for (a, b) in emulated
             .chips
             .iter()

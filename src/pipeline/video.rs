@@ -105,7 +105,7 @@ pub fn process_video(
     let timings_before = analyzer.timings();
     let nvdec = analyzer.gpu().map(|device| Nvdec {
         device,
-        keep_frames: analyzer.finder.takes_device_frames(),
+        keep: analyzer.finder.device_plane(),
     });
     let mut source = FfmpegSource::open(path, &cfg.decode, nvdec)?;
     let shown = progress.start_input(&out.stem, source.info().duration);

@@ -91,6 +91,15 @@ impl<'a> BoundInput<'a> {
     pub fn batch(&self) -> usize {
         self.shape[0]
     }
+
+    /// The values of a host input (tests compare inputs made in different ways).
+    #[cfg(test)]
+    pub fn host_values(&self) -> Vec<f32> {
+        assert_eq!(self.memory, Memory::Host);
+        let len = self.shape.iter().product();
+        // SAFETY: a host input holds the shape's values for its lifetime (`host`).
+        unsafe { std::slice::from_raw_parts(self.ptr, len) }.to_vec()
+    }
 }
 
 /// Runs `session` (model `model`) on `input` (its graph input `input_name`) and hands the

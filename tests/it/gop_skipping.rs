@@ -6,15 +6,21 @@
 use std::path::Path;
 
 use facetv::decode::ffmpeg::FfmpegSource;
-use facetv::decode::{DecodeOptions, DecodeStats, FrameSource};
+use facetv::decode::{DecodeOptions, DecodeStats, FrameSource, Sampling};
 
 use crate::common::media;
 use crate::video_job::ffmpeg;
 
 /// (index, timestamp, pixels) of every sampled frame; the decoder's counters.
-fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)>, DecodeStats) {
+fn decode(
+    clip: &Path,
+    sampling: Sampling,
+    every: f64,
+    decode_all: bool,
+) -> (Vec<(u64, f64, Vec<u8>)>, DecodeStats) {
     let opts = DecodeOptions {
         decode_all,
+        sampling,
         ..DecodeOptions::exact(every)
     };
     let mut source = FfmpegSource::open(clip, &opts, None).unwrap();
@@ -25,29 +31,41 @@ fn decode(clip: &Path, every: f64, decode_all: bool) -> (Vec<(u64, f64, Vec<u8>)
     (frames, source.stats().clone())
 }
 
-/// Decodes `clip` both ways at `every`; returns the share of frames not decoded.
+/// Decodes `clip` both ways at `every` with exact sampling; returns the share of frames not
+/// decoded.
 fn same_frames(clip: &Path, every: f64) -> f64 {
-    let (all, all_stats) = decode(clip, every, true);
-    assert_eq!(all_stats.frames_not_decoded, 0);
-    let (fast, stats) = decode(clip, every, false);
+    same_samples(clip, Sampling::Exact, every)
+}
+
+/// Decodes `clip` with and without passing anything over; returns the share of the frames
+/// decoded without it that passing over left undecoded.
+fn same_samples(clip: &Path, sampling: Sampling, every: f64) -> f64 {
+    let (all, all_stats) = decode(clip, sampling, every, true);
+    if sampling == Sampling::Exact {
+        assert_eq!(all_stats.frames_not_decoded, 0);
+    }
+    let (fast, stats) = decode(clip, sampling, every, false);
     let (skipped, decoded) = (stats.frames_not_decoded, stats.frames_decoded);
     let name = clip.file_name().unwrap().to_string_lossy();
     // Every frame is counted once, decoded or not, and the file ends at the same time.
     assert_eq!(
         decoded + skipped,
-        all_stats.frames_decoded,
+        all_stats.frames_decoded + all_stats.frames_not_decoded,
         "{name} every {every}"
     );
     assert_eq!(
         stats.last_timestamp, all_stats.last_timestamp,
         "{name} every {every}"
     );
+    assert_eq!(stats.frames_sampled, all_stats.frames_sampled);
     assert_eq!(fast.len(), all.len(), "{name} every {every}: sample count");
     for (f, a) in fast.iter().zip(&all) {
         assert_eq!((f.0, f.1), (a.0, a.1), "{name} every {every}: index/time");
         assert!(f.2 == a.2, "{name} every {every}: pixels of frame {}", f.0);
     }
-    skipped as f64 / (skipped + decoded).max(1) as f64
+    // Of the frames decoded when nothing is passed over.
+    let left_out = all_stats.frames_decoded - decoded;
+    left_out as f64 / all_stats.frames_decoded.max(1) as f64
 }
 
 #[test]
@@ -213,5 +231,80 @@ fn recovery_points_and_clock_jumps_give_the_frames_of_decoding_everything() {
     ]);
     for every in [61.0, 100.0] {
         assert!(same_frames(Path::new(&long), every) > 0.9);
+    }
+}
+
+/// `--sampling keyframe` decodes only the key frames a sample point takes (`decode::key_skip`):
+/// the same frames, indices and timestamps as decoding every key frame, on key frames every
+/// 0.48 s (closed and open GOPs, MPEG-2, HEVC, intra-only MJPEG), a 100-s clock jump in MPEG-TS,
+/// and every shared clip.
+#[test]
+fn keyframe_sampling_decodes_only_the_key_frames_sampled() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = media("videos/faces_hamilton_whitehouse.mp4");
+    let src = src.to_str().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let x264 = ["-c:v", "libx264", "-preset", "veryfast"];
+    // (file, encoder arguments, whether key frames are passed over at a sample a second: not
+    // where key frames are H.264 recovery points rather than IDR pictures)
+    let made: &[(&str, Vec<&str>, bool)] = &[
+        ("closed.mp4", [&x264[..], &["-bf", "3"]].concat(), true),
+        (
+            "open.ts",
+            [&x264[..], &["-x264-params", "open-gop=1"]].concat(),
+            false,
+        ),
+        (
+            "mpeg2.ts",
+            vec!["-c:v", "mpeg2video", "-bf", "2", "-q:v", "4"],
+            true,
+        ),
+        (
+            "hevc.mp4",
+            vec!["-c:v", "libx265", "-x265-params", "log-level=0"],
+            true,
+        ),
+        ("mjpeg.mkv", vec!["-c:v", "mjpeg", "-q:v", "5"], true),
+    ];
+    for (name, args, _) in made {
+        let out = path(name);
+        // Long enough that the check before passing over (8 key frames, after the decoder's
+        // reordering delay) leaves most of the clip.
+        let mut all = vec![
+            "-stream_loop",
+            "3",
+            "-t",
+            "36",
+            "-i",
+            src,
+            "-an",
+            "-r",
+            "25",
+        ];
+        all.extend_from_slice(&["-vf", "scale=320:180"]);
+        all.extend_from_slice(&["-g", "12", "-keyint_min", "12", "-sc_threshold", "0"]);
+        all.extend_from_slice(args);
+        all.push(&out);
+        ffmpeg(&all);
+    }
+    let (closed, jump) = (path("closed.mp4"), path("jump.ts"));
+    let shift = r"setts=ts=if(gte(N\,101)\,TS+100*90000\,TS)";
+    ffmpeg(&[
+        "-i", &closed, "-c", "copy", "-bsf:v", shift, "-f", "mpegts", &jump,
+    ]);
+    let cases = made
+        .iter()
+        .map(|(name, _, passes)| (*name, *passes))
+        .chain([("jump.ts", false)]);
+    for (name, passes) in cases {
+        for every in [0.3, 1.0, 2.5] {
+            let share = same_samples(&dir.path().join(name), Sampling::Keyframe, every);
+            if every > 0.48 && passes {
+                assert!(share > 0.25, "{name} every {every}: {share:.2} left out");
+            }
+        }
+    }
+    for clip in std::fs::read_dir(media("videos")).unwrap() {
+        same_samples(&clip.unwrap().path(), Sampling::Keyframe, 1.0);
     }
 }
