@@ -1,9 +1,9 @@
 //! `facetv-gpu bench`: stage-by-stage throughput on one input, every figure measured in the same
 //! run so ratios between them are meaningful on a noisy machine.
 //!
-//! Stages are timed alone on data prepared in memory: decode (as the job decodes: GOPs without a
-//! sample point passed over, sampled frames converted; with exact sampling also timed decoding
-//! every frame, for the ratio), detector (on the sampled frames), each classifier (on the chips of those frames,
+//! Stages are timed alone on data prepared in memory: decode (as the job decodes: what no sample
+//! needs passed over, sampled frames converted; also timed with nothing passed over, for the
+//! ratio), detector (on the sampled frames), each classifier (on the chips of those frames,
 //! batched). The end-to-end run then processes the same input through the real job into a
 //! temporary folder. Efficiency compares the end-to-end time with the sum of the pure stage times
 //! (1.0 = no overhead; above 1.0 = stages overlap) and with the slowest stage (the ceiling).
@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::analyze::{chip_matrices, with_frames, Analyzer};
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::{DecodeOptions, DecodeStats, FrameSource, Nvdec, SampledFrame, Sampling};
+use crate::decode::{DecodeOptions, DecodeStats, FrameSource, Nvdec, SampledFrame};
 use crate::error::Result;
 use crate::image::BgrImage;
 use crate::pipeline::{process_video, JobConfig};
@@ -38,8 +38,8 @@ pub struct BenchReport {
     /// Frames passed over without decoding (GOPs without a sample point; key frames only).
     pub frames_not_decoded: u64,
     pub frames_sampled: u64,
-    /// Exact sampling: the decode stage again with every frame decoded (`--decode-all`), and
-    /// how many times longer that took.
+    /// The decode stage again with nothing passed over (`--decode-all`: every frame, or with
+    /// keyframe sampling every key frame), and how many times longer that took.
     pub decode_every_frame: Option<StageResult>,
     pub decode_every_frame_ratio: Option<f64>,
     pub faces: u64,
@@ -89,7 +89,7 @@ pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<Ben
         keep: analyzer.finder.device_plane(),
     });
     let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, nvdec.clone(), true)?;
-    let every_frame = if cfg.decode.sampling == Sampling::Exact && !cfg.decode.decode_all {
+    let every_frame = if !cfg.decode.decode_all {
         let all = DecodeOptions {
             decode_all: true,
             ..cfg.decode

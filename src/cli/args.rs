@@ -273,8 +273,8 @@ pub struct BenchArgs {
     /// exact or keyframe (see `facetv-gpu run --help`).
     #[arg(long, value_enum, default_value_t = Sampling::Exact)]
     pub sampling: Sampling,
-    /// Decode every frame, in the decode stage and the end-to-end run (see `facetv-gpu run
-    /// --help`); without it the decode stage is also timed decoding every frame, for the ratio.
+    /// Pass nothing over, in the decode stage and the end-to-end run (see `facetv-gpu run
+    /// --help`); without it the decode stage is also timed that way, for the ratio.
     #[arg(long)]
     pub decode_all: bool,
     /// Sampled frames sent through the models together.

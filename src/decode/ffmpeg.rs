@@ -12,7 +12,7 @@ use ffmpeg_next as ff;
 use super::bitstream::RefSyntax;
 use super::convert::{display_width, Converter};
 use super::gop_skip::{GopSkipper, Packet, Step};
-use super::key_skip::KeySkipper;
+use super::key_skip::{KeyInfo, KeySkipper};
 use super::sampler::{Sampler, Timeline};
 use super::{
     DecodeOptions, DecodeStats, FrameImage, FrameSource, Nvdec, SampledFrame, Sampling,
@@ -147,7 +147,7 @@ pub struct FfmpegSource {
     draining: bool,
     skipper: GopSkipper<ff::Packet>,
     /// Key frames no sample takes, passed over (`--sampling keyframe`).
-    keys: KeySkipper,
+    keys: KeySkipper<ff::Packet>,
     /// Where packets say whether their picture is a reference.
     ref_syntax: RefSyntax,
     /// Whether the first decoded frame was flagged interlaced (`watch_interlacing`).
@@ -624,22 +624,26 @@ impl FfmpegSource {
     /// skipped GOP, or sends end-of-stream), counting the packets it passes over on the way.
     fn feed(&mut self) -> Result<()> {
         loop {
+            if let Some((packet, send)) = self.keys.next() {
+                if send {
+                    self.send(&packet);
+                    return Ok(());
+                }
+                continue;
+            }
             match self.skipper.next() {
+                Some(Step::Feed(packet)) if self.sampling == Sampling::Keyframe => {
+                    let info = KeyInfo {
+                        pts: packet.pts(),
+                        key: packet.is_key(),
+                        hidden: hidden(&packet),
+                        restart: packet.is_key()
+                            && packet.data().is_some_and(|d| self.ref_syntax.is_restart(d)),
+                    };
+                    self.keys.push(packet, info);
+                }
                 Some(Step::Feed(packet)) => {
-                    if self.sampling == Sampling::Keyframe
-                        && packet.is_key()
-                        && self.keys.pass_over(
-                            packet.pts(),
-                            hidden(&packet),
-                            packet.data().is_some_and(|d| self.ref_syntax.is_restart(d)),
-                        )
-                    {
-                        continue;
-                    }
-                    if let Err(e) = self.decoder.send_packet(&packet) {
-                        self.count_corrupt();
-                        self.count_decoder_error(&e);
-                    }
+                    self.send(&packet);
                     return Ok(());
                 }
                 Some(Step::Drop(_)) => {}
@@ -652,6 +656,7 @@ impl FfmpegSource {
                 None => match self.read_packet()? {
                     Some(packet) => self.skipper.push(packet),
                     None if !self.skipper.ended() => self.skipper.end(),
+                    None if !self.keys.ended() => self.keys.end(),
                     None => {
                         let _ = self.decoder.send_eof();
                         self.eof_sent = true;
@@ -659,6 +664,13 @@ impl FfmpegSource {
                     }
                 },
             }
+        }
+    }
+
+    fn send(&mut self, packet: &ff::Packet) {
+        if let Err(e) = self.decoder.send_packet(packet) {
+            self.count_corrupt();
+            self.count_decoder_error(&e);
         }
     }
 

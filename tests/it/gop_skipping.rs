@@ -237,7 +237,7 @@ fn recovery_points_and_clock_jumps_give_the_frames_of_decoding_everything() {
 /// `--sampling keyframe` decodes only the key frames a sample point takes (`decode::key_skip`):
 /// the same frames, indices and timestamps as decoding every key frame, on key frames every
 /// 0.48 s (closed and open GOPs, MPEG-2, HEVC, intra-only MJPEG), a 100-s clock jump in MPEG-TS,
-/// and every shared clip.
+/// key timestamps out of order or repeated, and every shared clip.
 #[test]
 fn keyframe_sampling_decodes_only_the_key_frames_sampled() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,10 +292,58 @@ fn keyframe_sampling_decodes_only_the_key_frames_sampled() {
     ffmpeg(&[
         "-i", &closed, "-c", "copy", "-bsf:v", shift, "-f", "mpegts", &jump,
     ]);
+    // Key frames whose timestamps are out of order or repeated (a review found these: FFmpeg's
+    // frame timestamps then switch to guesses from the packets sent): one key frame 1.2 s late,
+    // in MP4 and MPEG-TS, and a key timestamp repeated with key frames every 2 frames.
+    let late = r"setts=pts=if(eq(N\,240)\,PTS+30*512\,PTS)";
+    ffmpeg(&[
+        "-i",
+        &closed,
+        "-c",
+        "copy",
+        "-bsf:v",
+        late,
+        &path("late.mp4"),
+    ]);
+    let late_ts = path("late.ts");
+    ffmpeg(&[
+        "-i", &closed, "-c", "copy", "-bsf:v", late, "-f", "mpegts", &late_ts,
+    ]);
+    let g2 = path("g2.mp4");
+    let mut args = vec![
+        "-stream_loop",
+        "3",
+        "-t",
+        "36",
+        "-i",
+        src,
+        "-an",
+        "-r",
+        "25",
+    ];
+    args.extend_from_slice(&["-vf", "scale=320:180", "-g", "2", "-bf", "3"]);
+    args.extend_from_slice(&x264);
+    args.push(&g2);
+    ffmpeg(&args);
+    let repeat = r"setts=pts=if(eq(N\,241)\,PTS+2*512\,PTS)";
+    ffmpeg(&[
+        "-i",
+        &g2,
+        "-c",
+        "copy",
+        "-bsf:v",
+        repeat,
+        &path("repeat.mp4"),
+    ]);
     let cases = made
         .iter()
         .map(|(name, _, passes)| (*name, *passes))
-        .chain([("jump.ts", false)]);
+        .chain([
+            ("jump.ts", false),
+            ("late.mp4", false),
+            ("late.ts", false),
+            ("repeat.mp4", false),
+        ]);
     for (name, passes) in cases {
         for every in [0.3, 1.0, 2.5] {
             let share = same_samples(&dir.path().join(name), Sampling::Keyframe, every);
