@@ -199,7 +199,8 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// Videos processed at the same time [default: 1 on the CPU; on GPUs, per GPU one per video
-    /// decoder (NVDEC engine) it has, e.g. 7 on an H100/H200, at most one per 4 GiB of its memory].
+    /// decoder (NVDEC engine) it has, e.g. 7 on an H100/H200, at most one per 4 GiB of its memory;
+    /// never more than there are inputs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Re-process inputs that already have complete results.
