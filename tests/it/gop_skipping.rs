@@ -266,10 +266,10 @@ fn keyframe_sampling_decodes_only_the_key_frames_sampled() {
         ),
         ("mjpeg.mkv", vec!["-c:v", "mjpeg", "-q:v", "5"], true),
     ];
-    for (name, args, _) in made {
+    // Looped to 36 s, long enough that the check before passing over (8 key frames, after the
+    // decoder's reordering delay) leaves most of the clip.
+    let encode = |name: &str, extra: &[&str]| {
         let out = path(name);
-        // Long enough that the check before passing over (8 key frames, after the decoder's
-        // reordering delay) leaves most of the clip.
         let mut all = vec![
             "-stream_loop",
             "3",
@@ -282,59 +282,48 @@ fn keyframe_sampling_decodes_only_the_key_frames_sampled() {
             "25",
         ];
         all.extend_from_slice(&["-vf", "scale=320:180"]);
-        all.extend_from_slice(&["-g", "12", "-keyint_min", "12", "-sc_threshold", "0"]);
-        all.extend_from_slice(args);
+        all.extend_from_slice(extra);
         all.push(&out);
         ffmpeg(&all);
+    };
+    // `source` with its packets' timestamps rewritten by the `setts` expression, remuxed.
+    let rewrite = |source: &str, setts: &str, name: &str, format: &str| {
+        let bsf = format!("setts={setts}");
+        ffmpeg(&[
+            "-i",
+            &path(source),
+            "-c",
+            "copy",
+            "-bsf:v",
+            &bsf,
+            "-f",
+            format,
+            &path(name),
+        ]);
+    };
+    let gop12 = ["-g", "12", "-keyint_min", "12", "-sc_threshold", "0"];
+    for (name, args, _) in made {
+        encode(name, &[&gop12[..], args].concat());
     }
-    let (closed, jump) = (path("closed.mp4"), path("jump.ts"));
-    let shift = r"setts=ts=if(gte(N\,101)\,TS+100*90000\,TS)";
-    ffmpeg(&[
-        "-i", &closed, "-c", "copy", "-bsf:v", shift, "-f", "mpegts", &jump,
-    ]);
+    rewrite(
+        "closed.mp4",
+        r"ts=if(gte(N\,101)\,TS+100*90000\,TS)",
+        "jump.ts",
+        "mpegts",
+    );
     // Key frames whose timestamps are out of order or repeated (a review found these: FFmpeg's
     // frame timestamps then switch to guesses from the packets sent): one key frame 1.2 s late,
     // in MP4 and MPEG-TS, and a key timestamp repeated with key frames every 2 frames.
-    let late = r"setts=pts=if(eq(N\,240)\,PTS+30*512\,PTS)";
-    ffmpeg(&[
-        "-i",
-        &closed,
-        "-c",
-        "copy",
-        "-bsf:v",
-        late,
-        &path("late.mp4"),
-    ]);
-    let late_ts = path("late.ts");
-    ffmpeg(&[
-        "-i", &closed, "-c", "copy", "-bsf:v", late, "-f", "mpegts", &late_ts,
-    ]);
-    let g2 = path("g2.mp4");
-    let mut args = vec![
-        "-stream_loop",
-        "3",
-        "-t",
-        "36",
-        "-i",
-        src,
-        "-an",
-        "-r",
-        "25",
-    ];
-    args.extend_from_slice(&["-vf", "scale=320:180", "-g", "2", "-bf", "3"]);
-    args.extend_from_slice(&x264);
-    args.push(&g2);
-    ffmpeg(&args);
-    let repeat = r"setts=pts=if(eq(N\,241)\,PTS+2*512\,PTS)";
-    ffmpeg(&[
-        "-i",
-        &g2,
-        "-c",
-        "copy",
-        "-bsf:v",
-        repeat,
-        &path("repeat.mp4"),
-    ]);
+    let late = r"pts=if(eq(N\,240)\,PTS+30*512\,PTS)";
+    rewrite("closed.mp4", late, "late.mp4", "mp4");
+    rewrite("closed.mp4", late, "late.ts", "mpegts");
+    encode("g2.mp4", &[&x264[..], &["-g", "2", "-bf", "3"]].concat());
+    rewrite(
+        "g2.mp4",
+        r"pts=if(eq(N\,241)\,PTS+2*512\,PTS)",
+        "repeat.mp4",
+        "mp4",
+    );
     let cases = made
         .iter()
         .map(|(name, _, passes)| (*name, *passes))
