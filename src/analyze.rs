@@ -341,11 +341,6 @@ impl FaceFinder {
     pub fn device_plane(&self) -> Option<Arc<DevicePlane>> {
         self.plane.clone().filter(|_| !self.margins)
     }
-
-    /// Whether `find_sampled` takes frames in GPU memory (`FrameImage::Device`) where they are.
-    pub fn takes_device_frames(&self) -> bool {
-        self.device_plane().is_some()
-    }
 }
 
 /// The chips `faces` (per frame) need, in frame order: (frame index, frame → chip matrix).
