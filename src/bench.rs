@@ -230,3 +230,126 @@ impl BenchReport {
         println!("efficiency: sum of pure stages / end-to-end = {:.2}; slowest stage / end-to-end = {:.2}", self.efficiency_vs_sum, self.efficiency_vs_slowest);
     }
 }
+
+/// Aggregate decoding throughput of `sessions` videos decoded at once (`bench
+/// --decode-sessions`): on a GPU each session is an NVDEC session, and one session uses one of
+/// the GPU's decoder engines.
+#[derive(Debug, Serialize)]
+pub struct DecodeSessions {
+    pub sessions: usize,
+    /// `nvdec` or `cpu` (the first session's decoder; a file NVDEC cannot take decodes on the CPU).
+    pub decoder: String,
+    pub frames_decoded: u64,
+    pub seconds: f64,
+    pub frames_per_second: f64,
+}
+
+/// Decodes every frame of `input` in `sessions` threads at once, each its own decoder (NVDEC on
+/// GPU `gpu` where it can), sampled frames copied to the host as without a GPU pipeline.
+pub fn decode_sessions(
+    input: &Path,
+    every: f64,
+    gpu: Option<usize>,
+    sessions: usize,
+) -> Result<DecodeSessions> {
+    let opts = DecodeOptions {
+        decode_all: true,
+        ..DecodeOptions::exact(every)
+    };
+    let t = Instant::now();
+    let results: Vec<Result<(String, u64)>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..sessions.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let nvdec = gpu.map(|device| Nvdec { device, keep: None });
+                    let mut source = FfmpegSource::open(input, &opts, nvdec)?;
+                    while source.next_sampled()?.is_some() {}
+                    Ok((source.info().decoder.clone(), source.stats().frames_decoded))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    Err(crate::Error::Invalid("a decoding session panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let seconds = t.elapsed().as_secs_f64();
+    let mut decoder = String::new();
+    let mut frames = 0;
+    for r in results {
+        let (d, n) = r?;
+        if decoder.is_empty() {
+            decoder = d;
+        }
+        frames += n;
+    }
+    Ok(DecodeSessions {
+        sessions: sessions.max(1),
+        decoder,
+        frames_decoded: frames,
+        seconds,
+        frames_per_second: frames as f64 / seconds.max(1e-9),
+    })
+}
+
+/// How far the sampled frames of one decoding path are from the CPU decoder's, in BGR levels.
+#[derive(Debug, Serialize)]
+pub struct DecoderAgreement {
+    /// `nvdec, host conversion` (copied to the host, swscale) or `nvdec, kept on the GPU` (our
+    /// kernels' conversion, read back).
+    pub path: String,
+    pub frames: usize,
+    pub max_abs: u8,
+    pub mean_abs: f64,
+}
+
+/// The sampled frames of `input` decoded with NVDEC on `device`, both ways, against the CPU
+/// decoder's.
+pub fn decoder_agreement(input: &Path, every: f64, device: usize) -> Result<Vec<DecoderAgreement>> {
+    let opts = DecodeOptions::exact(every);
+    let frames = |nvdec: Option<Nvdec>| -> Result<Vec<BgrImage>> {
+        let mut source = FfmpegSource::open(input, &opts, nvdec)?;
+        let mut out = Vec::new();
+        while let Some(f) = source.next_sampled()? {
+            out.push(f.image.into_host()?);
+        }
+        Ok(out)
+    };
+    let cpu = frames(None)?;
+    let plane = std::sync::Arc::new(crate::gpu::frames::DevicePlane::open(device)?);
+    let paths = [
+        ("nvdec, host conversion", None),
+        ("nvdec, kept on the GPU", Some(plane)),
+    ];
+    paths
+        .into_iter()
+        .map(|(path, keep)| {
+            let gpu = frames(Some(Nvdec { device, keep }))?;
+            let (mut max_abs, mut sum, mut values) = (0u8, 0u64, 0u64);
+            for (a, b) in gpu.iter().zip(&cpu) {
+                if (a.width, a.height) != (b.width, b.height) {
+                    return Err(crate::Error::Invalid(format!(
+                        "{path}: frame of {}×{} where the CPU decoder gives {}×{}",
+                        a.width, a.height, b.width, b.height
+                    )));
+                }
+                for (x, y) in a.data.iter().zip(&b.data) {
+                    let d = x.abs_diff(*y);
+                    max_abs = max_abs.max(d);
+                    sum += u64::from(d);
+                }
+                values += a.data.len() as u64;
+            }
+            Ok(DecoderAgreement {
+                path: path.into(),
+                frames: gpu.len().min(cpu.len()),
+                max_abs,
+                mean_abs: sum as f64 / values.max(1) as f64,
+            })
+        })
+        .collect()
+}

@@ -287,6 +287,11 @@ pub struct BenchArgs {
     /// Arithmetic of the GPU's TensorRT engines (default fp16; GPU runs only).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
+    /// Instead of the stages: decoding throughput with this many videos decoded at once (every
+    /// frame; NVDEC sessions with --device N, which also compares NVDEC's sampled frames with the
+    /// CPU decoder's), e.g. 1,4,7,14.
+    #[arg(long, value_delimiter = ',', value_name = "N[,N…]", value_parser = clap::value_parser!(u16).range(1..))]
+    pub decode_sessions: Vec<u16>,
     #[command(flatten)]
     pub model: ModelArgs,
 }

@@ -269,3 +269,31 @@ fn gpu_and_cpu_paths_find_the_same_faces_and_ages() {
         assert_eq!(o.status.code(), Some(0), "{name}: {text}");
     }
 }
+
+#[test]
+fn bench_measures_decoding_with_several_sessions_at_once() {
+    // On the CPU here (NVDEC sessions with --device N on a GPU node): every session decodes the
+    // whole clip, so the frame count scales with the sessions.
+    let clip = crate::common::media("videos/faces_hamilton_whitehouse.mp4");
+    let (code, text) = run(&[
+        "-q",
+        "bench",
+        "--input",
+        clip.to_str().unwrap(),
+        "--decode-sessions",
+        "1,3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs = report["decode_sessions"].as_array().unwrap();
+    let frames: Vec<u64> = runs
+        .iter()
+        .map(|r| r["frames_decoded"].as_u64().unwrap())
+        .collect();
+    assert!(frames[0] > 100 && frames[1] == 3 * frames[0], "{frames:?}");
+    assert!(runs
+        .iter()
+        .all(|r| r["decoder"] == "cpu" && r["frames_per_second"].as_f64().unwrap() > 0.0));
+    assert!(report["decoder_agreement"].is_null());
+}
