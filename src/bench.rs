@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::analyze::{chip_matrices, with_frames, Analyzer};
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::{DecodeOptions, DecodeStats, FrameSource, Nvdec, SampledFrame};
+use crate::decode::{DecodeOptions, DecodeStats, FrameImage, FrameSource, Nvdec, SampledFrame};
 use crate::error::Result;
 use crate::image::BgrImage;
 use crate::pipeline::{process_video, JobConfig};
@@ -237,7 +237,7 @@ impl BenchReport {
 #[derive(Debug, Serialize)]
 pub struct DecodeSessions {
     pub sessions: usize,
-    /// `nvdec` or `cpu` (the first session's decoder; a file NVDEC cannot take decodes on the CPU).
+    /// `nvdec`, `cpu`, or `mixed: …` when some sessions fell back to the CPU decoder.
     pub decoder: String,
     pub frames_decoded: u64,
     pub seconds: f64,
@@ -278,15 +278,19 @@ pub fn decode_sessions(
             .collect()
     });
     let seconds = t.elapsed().as_secs_f64();
-    let mut decoder = String::new();
+    let mut decoders: Vec<String> = Vec::new();
     let mut frames = 0;
     for r in results {
         let (d, n) = r?;
-        if decoder.is_empty() {
-            decoder = d;
-        }
+        decoders.push(d);
         frames += n;
     }
+    let on_cpu = decoders.iter().filter(|d| *d == "cpu").count();
+    let decoder = match on_cpu {
+        0 => "nvdec".to_string(),
+        n if n == decoders.len() => "cpu".to_string(),
+        n => format!("mixed: {} nvdec, {n} cpu", decoders.len() - n),
+    };
     Ok(DecodeSessions {
         sessions: sessions.max(1),
         decoder,
@@ -303,23 +307,17 @@ pub struct DecoderAgreement {
     /// kernels' conversion, read back).
     pub path: String,
     pub frames: usize,
+    /// Of those, frames that stayed in GPU memory (the kept path; 0 for the other).
+    pub frames_on_gpu: usize,
     pub max_abs: u8,
     pub mean_abs: f64,
 }
 
 /// The sampled frames of `input` decoded with NVDEC on `device`, both ways, against the CPU
-/// decoder's.
+/// decoder's, frame by frame (the same index and time, or an error). An error too when NVDEC was
+/// not used.
 pub fn decoder_agreement(input: &Path, every: f64, device: usize) -> Result<Vec<DecoderAgreement>> {
     let opts = DecodeOptions::exact(every);
-    let frames = |nvdec: Option<Nvdec>| -> Result<Vec<BgrImage>> {
-        let mut source = FfmpegSource::open(input, &opts, nvdec)?;
-        let mut out = Vec::new();
-        while let Some(f) = source.next_sampled()? {
-            out.push(f.image.into_host()?);
-        }
-        Ok(out)
-    };
-    let cpu = frames(None)?;
     let plane = std::sync::Arc::new(crate::gpu::frames::DevicePlane::open(device)?);
     let paths = [
         ("nvdec, host conversion", None),
@@ -328,12 +326,32 @@ pub fn decoder_agreement(input: &Path, every: f64, device: usize) -> Result<Vec<
     paths
         .into_iter()
         .map(|(path, keep)| {
-            let gpu = frames(Some(Nvdec { device, keep }))?;
-            let (mut max_abs, mut sum, mut values) = (0u8, 0u64, 0u64);
-            for (a, b) in gpu.iter().zip(&cpu) {
+            let mut cpu = FfmpegSource::open(input, &opts, None)?;
+            let mut gpu = FfmpegSource::open(input, &opts, Some(Nvdec { device, keep }))?;
+            let differ = |what: String| crate::Error::Invalid(format!("{path}: {what}"));
+            let (mut frames, mut on_gpu, mut max_abs, mut sum, mut values) =
+                (0, 0, 0u8, 0u64, 0u64);
+            loop {
+                let (a, b) = match (gpu.next_sampled()?, cpu.next_sampled()?) {
+                    (None, None) => break,
+                    (Some(a), Some(b)) => (a, b),
+                    _ => {
+                        return Err(differ(format!(
+                            "sampled frames differ in number after {frames}"
+                        )))
+                    }
+                };
+                if (a.index, a.timestamp) != (b.index, b.timestamp) {
+                    return Err(differ(format!(
+                        "frame {} at {:.3} s where the CPU decoder samples frame {} at {:.3} s",
+                        a.index, a.timestamp, b.index, b.timestamp
+                    )));
+                }
+                on_gpu += usize::from(matches!(a.image, FrameImage::Device(_)));
+                let (a, b) = (a.image.into_host()?, b.image.into_host()?);
                 if (a.width, a.height) != (b.width, b.height) {
-                    return Err(crate::Error::Invalid(format!(
-                        "{path}: frame of {}×{} where the CPU decoder gives {}×{}",
+                    return Err(differ(format!(
+                        "frame of {}×{} where the CPU decoder gives {}×{}",
                         a.width, a.height, b.width, b.height
                     )));
                 }
@@ -343,10 +361,21 @@ pub fn decoder_agreement(input: &Path, every: f64, device: usize) -> Result<Vec<
                     sum += u64::from(d);
                 }
                 values += a.data.len() as u64;
+                frames += 1;
+            }
+            if gpu.info().decoder != "nvdec" {
+                return Err(differ(format!(
+                    "NVDEC was not used: {}",
+                    gpu.info()
+                        .decoder_fallback
+                        .as_deref()
+                        .unwrap_or("decoded on the CPU")
+                )));
             }
             Ok(DecoderAgreement {
                 path: path.into(),
-                frames: gpu.len().min(cpu.len()),
+                frames,
+                frames_on_gpu: on_gpu,
                 max_abs,
                 mean_abs: sum as f64 / values.max(1) as f64,
             })

@@ -83,8 +83,8 @@ fn decode_only(a: &BenchArgs, provider: &Provider) -> Result<Outcome> {
     }
     for d in agreement.iter().flatten() {
         println!(
-            "{}: {} sampled frames, max |Δ| {}, mean |Δ| {:.3} BGR levels against the CPU decoder",
-            d.path, d.frames, d.max_abs, d.mean_abs
+            "{}: {} sampled frames ({} stayed in GPU memory), max |Δ| {}, mean |Δ| {:.3} BGR levels against the CPU decoder",
+            d.path, d.frames, d.frames_on_gpu, d.max_abs, d.mean_abs
         );
     }
     Ok(Outcome::Success)

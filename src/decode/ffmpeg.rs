@@ -143,6 +143,8 @@ pub struct FfmpegSource {
     info: VideoInfo,
     stats: DecodeStats,
     eof_sent: bool,
+    /// The demuxer returned the end of the stream or an error: nothing more is read.
+    input_done: bool,
     /// The decoder was sent end-of-stream to drain it before a skipped GOP.
     draining: bool,
     skipper: GopSkipper<ff::Packet>,
@@ -438,6 +440,7 @@ impl FfmpegSource {
             info,
             stats: DecodeStats::default(),
             eof_sent: false,
+            input_done: false,
             draining: false,
             skipper,
             keys,
@@ -609,13 +612,16 @@ impl FfmpegSource {
 
     /// FFmpeg's H.264 decoder flags a frame-coded picture shown as two fields (pic_struct 3/4)
     /// interlaced or not after the picture decoded before it, and a flush resets that: leaving
-    /// pictures out could change which frames are deinterlaced. Skipping stops when the flag
-    /// changes within a stream.
+    /// pictures out could change which frames are deinterlaced. Skipping stops (and passing over
+    /// key frames) when the flag changes within a stream.
     fn watch_interlacing(&mut self) {
         let interlaced = self.decoded.is_interlaced();
         match self.first_interlaced {
             None => self.first_interlaced = Some(interlaced),
-            Some(first) if first != interlaced => self.skipper.stop(),
+            Some(first) if first != interlaced => {
+                self.skipper.stop();
+                self.keys.stop();
+            }
             Some(_) => {}
         }
     }
@@ -653,16 +659,24 @@ impl FfmpegSource {
                     return Ok(());
                 }
                 None if self.eof_sent => return Ok(()),
-                None => match self.read_packet()? {
-                    Some(packet) => self.skipper.push(packet),
-                    None if !self.skipper.ended() => self.skipper.end(),
-                    None if !self.keys.ended() => self.keys.end(),
-                    None => {
-                        let _ = self.decoder.send_eof();
-                        self.eof_sent = true;
-                        return Ok(());
+                None => {
+                    // Once the input has ended (or failed), it is not read again.
+                    let packet = match self.input_done {
+                        false => self.read_packet()?,
+                        true => None,
+                    };
+                    self.input_done = packet.is_none();
+                    match packet {
+                        Some(packet) => self.skipper.push(packet),
+                        None if !self.skipper.ended() => self.skipper.end(),
+                        None if !self.keys.ended() => self.keys.end(),
+                        None => {
+                            let _ = self.decoder.send_eof();
+                            self.eof_sent = true;
+                            return Ok(());
+                        }
                     }
-                },
+                }
             }
         }
     }

@@ -16,8 +16,11 @@
 //! H.264: FFmpeg returns key frames that are only recovery points out of order once others are
 //! left out), only after the decoder has returned `VERIFIED_BEFORE_SKIPPING` key frames each
 //! with its packet's timestamp, in order; that is checked on every frame (`output`), and any
-//! disagreement, a key packet without a timestamp, a hidden (pre-roll) one or a decoding error
-//! (`stop`) turns passing over off for the rest of the file.
+//! disagreement, a key packet without a timestamp, a hidden (pre-roll) one, a decoding error or a
+//! change of the interlaced flag (`stop`) turns passing over off for the rest of the file. Key
+//! frames passed over before that stay undecoded (their timestamps still reach the timeline in
+//! order); as with `gop_skip`, a damaged file can then differ from decoding every key frame where
+//! the damage is — `--decode-all` decodes them all.
 
 use std::collections::VecDeque;
 
@@ -55,9 +58,8 @@ pub struct KeySkipper<P> {
     last_key: Option<i64>,
     /// Timestamps of the key packets sent and not yet returned, in order.
     pending: VecDeque<i64>,
-    /// Key packets passed over and not yet handed to the timeline, in order, each with the count
-    /// of packets sent before it still to be returned.
-    passed: VecDeque<(i64, usize)>,
+    /// Timestamps of key packets passed over and not yet handed to the timeline, increasing.
+    passed: VecDeque<i64>,
     verified: u64,
     pub passed_over: u64,
 }
@@ -149,7 +151,7 @@ impl<P> KeySkipper<P> {
         let t = self.timeline.map(p as f64 * self.time_base - self.origin);
         let pass = !self.sampler.take(t) && self.verified >= VERIFIED_BEFORE_SKIPPING;
         if pass {
-            self.passed.push_back((p, self.pending.len()));
+            self.passed.push_back(p);
             self.passed_over += 1;
         } else {
             self.pending.push_back(p);
@@ -169,22 +171,23 @@ impl<P> KeySkipper<P> {
         } else {
             self.verified += 1;
         }
-        // Passed over with no earlier frame still to come: shown before this one.
+        // Passed over, and shown before this frame. By timestamp, not by how many frames were
+        // sent before them: a frame the decoder loses would shift a count. (A key frame is
+        // passed over only with a later key timestamp after it, so one frame returned after it
+        // always releases it.)
         let mut due = Vec::new();
-        while let Some(&(p, 0)) = self.passed.front() {
-            self.passed.pop_front();
-            due.push(p);
-        }
-        // This frame was one of those before the others.
-        for (_, before) in &mut self.passed {
-            *before = before.saturating_sub(1);
+        if let Some(q) = pts {
+            while let Some(p) = self.passed.front().copied().filter(|p| *p < q) {
+                self.passed.pop_front();
+                due.push(p);
+            }
         }
         due
     }
 
     /// The stream is done: key frames passed over after the last frame returned.
     pub fn finish(&mut self) -> Vec<i64> {
-        self.passed.drain(..).map(|(p, _)| p).collect()
+        self.passed.drain(..).collect()
     }
 }
 
@@ -383,5 +386,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn key_frames_passed_over_reach_the_timeline_in_order_even_when_the_decoder_loses_one() {
+        // Sampling every 0.25 s, key frames every 0.1 s: most are passed over.
+        let mut s = KeySkipper::new(0.25, 0.001, 0.0, Timeline::new(0.04, None));
+        let keys: Vec<i64> = (0..60).map(|i| i * 100).collect();
+        // The decoder returns each key frame sent 3 packets later, except the 14th, which it
+        // loses (a decoding error); the timeline must see every other key timestamp, in order.
+        let (mut sent, mut lost) = (0, None);
+        let (mut in_decoder, mut seen) = (VecDeque::new(), Vec::new());
+        let mut decode = |s: &mut KeySkipper<i64>, seen: &mut Vec<i64>, delay: usize| {
+            while let Some((p, fed)) = s.next() {
+                if fed {
+                    sent += 1;
+                    if sent == 14 {
+                        lost = Some(p);
+                    } else {
+                        in_decoder.push_back(p);
+                    }
+                }
+                while in_decoder.len() > delay {
+                    let p = in_decoder.pop_front().unwrap();
+                    seen.extend(s.output(Some(p)));
+                    seen.push(p);
+                }
+            }
+            while in_decoder.len() > delay {
+                let p = in_decoder.pop_front().unwrap();
+                seen.extend(s.output(Some(p)));
+                seen.push(p);
+            }
+        };
+        for &p in &keys {
+            s.push(p, key(p));
+            decode(&mut s, &mut seen, 3);
+        }
+        s.end();
+        decode(&mut s, &mut seen, 0);
+        seen.extend(s.finish());
+        assert!(s.passed_over >= 3, "{}", s.passed_over);
+        let want: Vec<i64> = keys.iter().copied().filter(|p| Some(*p) != lost).collect();
+        assert_eq!(seen, want);
     }
 }
