@@ -6,7 +6,7 @@ use crate::align::margin::{margin_crop, MARGIN};
 use crate::align::{chip_from_frame, Affine, Chip, CHIP_SIZE};
 use crate::classify::crop::CropConvention;
 use crate::classify::{AgeGender, AgeGenderModel, OnnxAgeGender};
-use crate::decode::{FrameImage, SampledFrame};
+use crate::decode::{FrameImage, Nvdec, SampledFrame};
 use crate::detect::{DetectOptions, Detector, Face, OnnxDetector};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, HostFrames};
@@ -54,6 +54,15 @@ impl Analyzer {
             Provider::Cpu => None,
             Provider::Gpu { device, .. } => Some(device),
         }
+    }
+
+    /// How this pipeline decodes: NVDEC on its GPU, sampled frames left there where the finder
+    /// takes them (`FaceFinder::device_plane`); `None` on the CPU.
+    pub fn nvdec(&self) -> Option<Nvdec> {
+        self.gpu().map(|device| Nvdec {
+            device,
+            keep: self.finder.device_plane(),
+        })
     }
 
     /// How results made by these models are labelled (`device` in the recorded options): the

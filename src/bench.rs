@@ -84,10 +84,7 @@ fn timed_decode(
 
 pub fn run(analyzer: &mut Analyzer, input: &Path, cfg: &JobConfig) -> Result<BenchReport> {
     // Decode alone, as the job does and (exact sampling) decoding every frame.
-    let nvdec = analyzer.gpu().map(|device| Nvdec {
-        device,
-        keep: analyzer.finder.device_plane(),
-    });
+    let nvdec = analyzer.nvdec();
     let (decode_s, frames, stats) = timed_decode(input, &cfg.decode, nvdec.clone(), true)?;
     let every_frame = if !cfg.decode.decode_all {
         let all = DecodeOptions {

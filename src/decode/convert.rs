@@ -36,12 +36,7 @@ impl Converter {
         f: &ff::frame::Video,
         stream_sar: (i32, i32),
     ) -> Result<BgrImage, String> {
-        let sar = f.aspect_ratio();
-        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-            (sar.numerator(), sar.denominator())
-        } else {
-            stream_sar
-        };
+        let sar = frame_sar(f, stream_sar);
         let key = ScalerKey {
             format: f.format(),
             width: f.width(),
@@ -80,6 +75,16 @@ impl Converter {
                 .copy_from_slice(&data[y * stride..y * stride + w * 3]);
         }
         Ok(img)
+    }
+}
+
+/// A frame's sample aspect ratio, or the stream's (`stream_sar`) when the frame states none.
+pub fn frame_sar(f: &ff::frame::Video, stream_sar: (i32, i32)) -> (i32, i32) {
+    let sar = f.aspect_ratio();
+    if sar.numerator() > 0 && sar.denominator() > 0 {
+        (sar.numerator(), sar.denominator())
+    } else {
+        stream_sar
     }
 }
 

@@ -135,7 +135,7 @@ pub struct FfmpegSource {
     sampler: Sampler,
     converter: Converter,
     /// Sampled frames NVDEC decoded stay in this GPU pipeline's memory where they can
-    /// (`nvdec::host_only`).
+    /// (`nvdec::nv12_surface`).
     keep_on: Option<Arc<DevicePlane>>,
     opts: DecodeOptions,
     /// Packets the decoder refused since its last frame (NVDEC gives up after a few).
@@ -166,7 +166,6 @@ pub struct FfmpegSource {
     skip_through: Option<f64>,
     /// Time of the last sampled frame (handed out or passed over).
     last_sampled: Option<f64>,
-    sampling: Sampling,
     /// Packets of the video stream read so far.
     packets: u64,
 }
@@ -406,13 +405,18 @@ impl FfmpegSource {
             1.0 / nominal_rate,
             (info.container == "mpegts").then_some(60.0),
         );
+        // Frames are passed over only where packets have timestamps the sampler copies can follow.
+        let may_pass_over = !raw && origin.is_some() && !opts.decode_all;
         let keys = KeySkipper::new(every, time_base, origin.unwrap_or(0.0), timeline.clone());
-        let pass_keys =
-            sampling == Sampling::Keyframe && !raw && origin.is_some() && !opts.decode_all;
-        let keys = if pass_keys { keys } else { keys.off() };
+        let keys = match sampling {
+            Sampling::Keyframe if may_pass_over => keys,
+            _ => keys.off(),
+        };
         let skipper = GopSkipper::new(every, time_base, origin.unwrap_or(0.0));
-        let skip = sampling == Sampling::Exact && !raw && origin.is_some() && !opts.decode_all;
-        let skipper = if skip { skipper } else { skipper.decode_all() };
+        let skipper = match sampling {
+            Sampling::Exact if may_pass_over => skipper,
+            _ => skipper.decode_all(),
+        };
         // SAFETY: the opened decoder's extradata is `extradata_size` bytes (or null).
         let extradata = unsafe {
             let c = decoder.as_ptr();
@@ -453,7 +457,6 @@ impl FfmpegSource {
             skip: 0,
             skip_through: None,
             last_sampled: None,
-            sampling,
             packets: 0,
         })
     }
@@ -496,7 +499,7 @@ impl FfmpegSource {
     /// The presentation index and media time of the frame just decoded.
     fn index_and_time(&mut self) -> (u64, f64) {
         let decoded = self.stats.frames_decoded;
-        match self.sampling {
+        match self.opts.sampling {
             Sampling::Exact => {
                 let index = decoded + self.skipper.dropped_shown();
                 (index, self.timestamp_of(index))
@@ -525,9 +528,7 @@ impl FfmpegSource {
                 Ok(()) => {
                     let pts = self.decoded.timestamp().or(self.decoded.pts());
                     let mut dropped = self.skipper.output(pts);
-                    if self.sampling == Sampling::Keyframe {
-                        dropped.extend(self.keys.output(pts));
-                    }
+                    dropped.extend(self.keys.output(pts));
                     self.pass_through_timeline(&dropped);
                     self.watch_interlacing();
                     return Ok(true);
@@ -638,7 +639,7 @@ impl FfmpegSource {
                 continue;
             }
             match self.skipper.next() {
-                Some(Step::Feed(packet)) if self.sampling == Sampling::Keyframe => {
+                Some(Step::Feed(packet)) if self.keys.active() => {
                     let info = KeyInfo {
                         pts: packet.pts(),
                         key: packet.is_key(),
@@ -699,7 +700,7 @@ impl FfmpegSource {
                         continue;
                     }
                     self.packets += 1;
-                    if self.sampling == Sampling::Keyframe
+                    if self.opts.sampling == Sampling::Keyframe
                         && self.info.timestamps == TimestampSource::NominalRate
                     {
                         // Raw streams carry no timestamps: the packet's position stands in, and
@@ -746,20 +747,13 @@ impl FfmpegSource {
     /// The sampled frame just decoded, kept in GPU memory where it can be, else as BGR.
     fn sampled_image(&mut self) -> Result<FrameImage> {
         if let Some(plane) = &self.keep_on {
-            let refused = super::nvdec::host_only(
+            let kept = super::nvdec::nv12_surface(
                 &self.decoded,
                 self.info.rotation,
                 self.info.sample_aspect_ratio,
-            );
-            let colour =
-                super::nvdec::colour_of(self.decoded.color_space(), self.decoded.color_range());
-            let kept = match (refused, super::nvdec::surface(&self.decoded), colour) {
-                (None, Some((planes, dims)), Some(colour)) => {
-                    plane.keep(planes, dims, colour).map_err(|e| e.to_string())
-                }
-                (Some(why), _, _) => Err(why.to_string()),
-                _ => Err("planes of different pitch".to_string()),
-            };
+            )
+            .map_err(str::to_string)
+            .and_then(|(planes, layout)| plane.keep(planes, layout).map_err(|e| e.to_string()));
             match kept {
                 Ok(frame) => return Ok(FrameImage::Device(frame)),
                 Err(why) => {
@@ -848,7 +842,7 @@ impl FfmpegSource {
     /// A file that ends well before the frame count its header announces was cut off: mark it
     /// partial (its frames are still processed).
     fn check_complete(&mut self) {
-        let got = match self.sampling {
+        let got = match self.opts.sampling {
             Sampling::Exact => self.stats.frames_decoded + self.skipper.frames_dropped,
             Sampling::Keyframe => self.packets,
         };
@@ -895,7 +889,7 @@ impl FrameSource for FfmpegSource {
                 let mut rest = self.skipper.finish();
                 rest.extend(self.keys.finish());
                 self.pass_through_timeline(&rest);
-                self.stats.frames_not_decoded = match self.sampling {
+                self.stats.frames_not_decoded = match self.opts.sampling {
                     Sampling::Exact => self.skipper.frames_dropped,
                     Sampling::Keyframe => self.packets.saturating_sub(self.stats.frames_decoded),
                 };

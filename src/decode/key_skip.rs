@@ -91,6 +91,12 @@ impl<P> KeySkipper<P> {
         self
     }
 
+    /// Whether packets go through `push` (passing over is on); once off, packets go straight to
+    /// the decoder after whatever `next` still returns.
+    pub fn active(&self) -> bool {
+        self.enabled
+    }
+
     /// Passing over stops for the rest of the file; what is held is sent.
     pub fn stop(&mut self) {
         self.enabled = false;

@@ -76,7 +76,7 @@ pub enum FrameImage {
     /// Upright, display-aspect BGR in host memory.
     Host(BgrImage),
     /// NV12 in GPU memory, copied from NVDEC's surface, for the GPU path's kernels: only frames
-    /// that need no rotation, aspect correction or deinterlacing stay there (`nvdec::host_only`).
+    /// that need no rotation, aspect correction or deinterlacing stay there (`nvdec::nv12_surface`).
     Device(crate::gpu::frames::DeviceFrame),
 }
 

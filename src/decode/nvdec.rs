@@ -14,7 +14,7 @@ use ffmpeg_next as ff;
 
 use ff::ffi::{AVCodecContext, AVHWDeviceType, AVPixelFormat};
 
-use crate::gpu::params::{Matrix, YuvToBgr};
+use crate::gpu::params::{Matrix, Nv12Layout, YuvToBgr};
 
 /// `AV_CUDA_USE_PRIMARY_CONTEXT` (libavutil/hwcontext_cuda.h): the device context retains the
 /// GPU's primary context instead of creating its own.
@@ -182,59 +182,55 @@ pub fn colour_of(space: ff::color::Space, range: ff::color::Range) -> Option<Yuv
     Some(YuvToBgr::new(matrix, range == ff::color::Range::JPEG))
 }
 
-/// Why a decoded frame cannot stay in GPU memory (it is copied to the host and converted there),
-/// or `None` when it can: 8-bit 4:2:0 (NV12), upright, square pixels, progressive, a colour
-/// matrix the kernels know. `rotation` and `sar` are the stream's.
-pub fn host_only(frame: &ff::frame::Video, rotation: u32, sar: (i32, i32)) -> Option<&'static str> {
+/// Where a decoded frame's NV12 picture is in GPU memory (device addresses of its luma and
+/// chroma planes) and how it is laid out, when the GPU path can take it as it is: 8-bit 4:2:0,
+/// upright, square pixels, progressive, a colour matrix the kernels know; else why not (the
+/// frame is then copied to the host and converted there). `rotation` and `sar` are the stream's.
+pub fn nv12_surface(
+    frame: &ff::frame::Video,
+    rotation: u32,
+    sar: (i32, i32),
+) -> Result<((u64, u64), Nv12Layout), &'static str> {
     if !on_gpu(frame) {
-        return Some("decoded on the CPU");
+        return Err("decoded on the CPU");
     }
     // SAFETY: a CUDA frame carries its frames context; `data` of that reference is an
     // AVHWFramesContext.
     let software = unsafe {
         let ctx = (*frame.as_ptr()).hw_frames_ctx;
         if ctx.is_null() {
-            return Some("no hardware frames context");
+            return Err("no hardware frames context");
         }
         (*((*ctx).data as *const ff::ffi::AVHWFramesContext)).sw_format
     };
-    let frame_sar = frame.aspect_ratio();
-    let sar = if frame_sar.numerator() > 0 && frame_sar.denominator() > 0 {
-        (frame_sar.numerator(), frame_sar.denominator())
-    } else {
-        sar
-    };
-    if software != AVPixelFormat::AV_PIX_FMT_NV12 {
-        Some("not 8-bit 4:2:0")
-    } else if rotation != 0 {
-        Some("rotated")
-    } else if super::convert::display_width(frame.width(), sar) != frame.width() {
-        Some("non-square pixels")
-    } else if frame.is_interlaced() {
-        Some("interlaced")
-    } else if colour_of(frame.color_space(), frame.color_range()).is_none() {
-        Some("colour matrix")
-    } else {
-        None
-    }
-}
-
-/// Where a CUDA frame's NV12 planes are: device addresses of luma and chroma, and (width,
-/// height, pitch).
-pub fn surface(frame: &ff::frame::Video) -> Option<((u64, u64), (usize, usize, usize))> {
+    let sar = super::convert::frame_sar(frame, sar);
+    let colour = colour_of(frame.color_space(), frame.color_range());
     let pitch = frame.stride(0);
-    if !on_gpu(frame) || frame.stride(1) != pitch {
-        return None;
-    }
+    let colour = if software != AVPixelFormat::AV_PIX_FMT_NV12 {
+        Err("not 8-bit 4:2:0")
+    } else if rotation != 0 {
+        Err("rotated")
+    } else if super::convert::display_width(frame.width(), sar) != frame.width() {
+        Err("non-square pixels")
+    } else if frame.is_interlaced() {
+        Err("interlaced")
+    } else if frame.stride(1) != pitch {
+        Err("planes of different pitch")
+    } else {
+        colour.ok_or("colour matrix")
+    }?;
     // SAFETY: a CUDA frame's data pointers are device addresses.
     let planes = unsafe {
         let f = frame.as_ptr();
         ((*f).data[0] as u64, (*f).data[1] as u64)
     };
-    Some((
-        planes,
-        (frame.width() as usize, frame.height() as usize, pitch),
-    ))
+    let layout = Nv12Layout {
+        width: frame.width() as usize,
+        height: frame.height() as usize,
+        pitch,
+        colour,
+    };
+    Ok((planes, layout))
 }
 
 /// A GPU frame copied to the host (NV12, or P010 for 10-bit), with its timestamps and colour

@@ -2,7 +2,7 @@
 //! here against the CPU twins on every test run: the GPU runs the same source, so what differs
 //! there is only the hardware's arithmetic, which `scripts/device-check.sh` measures.
 
-use super::params::{InputElement, Normalize, Resize, YuvToBgr};
+use super::params::{InputElement, Normalize, Nv12Layout, Resize, YuvToBgr};
 use crate::image::BgrImage;
 
 extern "C" {
@@ -233,15 +233,11 @@ pub fn warp_faces_nv12(
     chips
 }
 
-/// An NV12 frame in host memory, as NVDEC lays it out: `pitch`-byte rows of luma, then of
-/// interleaved chroma at half resolution.
+/// An NV12 frame of `layout` in host memory, as NVDEC lays it out.
 pub struct Nv12Frame<'a> {
     pub luma: &'a [u8],
     pub chroma: &'a [u8],
-    pub width: usize,
-    pub height: usize,
-    pub pitch: usize,
-    pub colour: YuvToBgr,
+    pub layout: Nv12Layout,
 }
 
 /// `frames::Frames` over NV12 frames in host memory, with the kernels' own code: the same steps
@@ -261,10 +257,7 @@ impl<'a> EmulatedFrames<'a> {
     }
 
     fn runs(&self, range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
-        let f = &self.frames;
-        super::frames::runs(range, |i| {
-            (f[i].width, f[i].height, f[i].pitch, f[i].colour)
-        })
+        super::frames::runs(range, |i| self.frames[i].layout)
     }
 
     fn planes(&self, run: &std::ops::Range<usize>) -> Vec<(&'a [u8], &'a [u8])> {
@@ -281,7 +274,7 @@ impl crate::frames::Frames for EmulatedFrames<'_> {
     }
 
     fn size(&self, i: usize) -> (usize, usize) {
-        (self.frames[i].width, self.frames[i].height)
+        (self.frames[i].layout.width, self.frames[i].layout.height)
     }
 
     fn detector_input(
@@ -295,7 +288,7 @@ impl crate::frames::Frames for EmulatedFrames<'_> {
         let mut input = vec![f32::NAN; per * range.len()];
         for (run, values) in super::frames::input_slices(self.runs(range.clone()), range.start, per)
         {
-            let f = &self.frames[run.start];
+            let f = self.frames[run.start].layout;
             input[values].copy_from_slice(&nv12_to_model_input::<f32>(
                 &self.planes(&run),
                 f.pitch,
@@ -319,7 +312,7 @@ impl crate::frames::Frames for EmulatedFrames<'_> {
         use crate::align::CHIP_SIZE;
         let mut chips = Vec::with_capacity(faces.len());
         for (run, ours) in super::frames::faces_per_run(&self.runs(0..self.frames.len()), faces)? {
-            let f = &self.frames[run.start];
+            let f = self.frames[run.start].layout;
             let face_frame: Vec<i32> = ours.iter().map(|(i, _)| *i as i32).collect();
             let chip_to_frame: Vec<f64> = ours.iter().flat_map(|(_, m)| *m).collect();
             let bytes = warp_faces_nv12(

@@ -1,8 +1,8 @@
-//! The GPU back end of `frames::Frames`: a batch of NVDEC surfaces (NV12, in the GPU's primary
-//! context) turned into the detector's input and the face chips by our kernels where the frames
-//! are. Nothing of a frame is copied: the detector reads its input from device memory
-//! (`BoundInput::cuda`), and only the finished 224² chips come back to the host (they are
-//! written as JPEG and classified from there).
+//! The GPU back end of `frames::Frames`: a batch of decoded NV12 frames in GPU memory (copied out
+//! of NVDEC's surfaces once, `DevicePlane::keep`) turned into the detector's input and the face
+//! chips by our kernels where the frames are. No frame goes to the host: the detector reads its
+//! input from device memory (`BoundInput::cuda`), and only the finished 224² chips come back
+//! (they are written as JPEG and classified from there).
 //!
 //! The geometry (which frames, which resize, which canvas, which matrices) comes from the shared
 //! code in `detect` and `analyze`; the pixel arithmetic is the kernels', whose CPU twins are the
@@ -17,7 +17,7 @@ use cudarc::driver::{CudaStream, DevicePtr, DevicePtrMut};
 
 use super::device::Gpu;
 use super::launch::{FaceTable, FrameBatch, FrameFormat};
-use super::params::{Normalize, Resize, YuvToBgr};
+use super::params::{Normalize, Nv12Layout, Resize};
 use super::pool::{DeviceAllocator, Pool, Pooled};
 use crate::align::similarity::invert;
 use crate::align::{Affine, CHIP_SIZE};
@@ -41,67 +41,48 @@ pub struct DevicePlane {
     chips: Arc<Pool<DeviceAllocator<u8>>>,
 }
 
-/// A sampled frame in GPU memory, for the GPU path's kernels: NV12 of `width`×`height` pixels in
-/// rows of `pitch` bytes, luma then chroma, converted to BGR with `colour`. A copy in a pooled
-/// buffer of ours, not FFmpeg's surface: FFmpeg 5.1 hands out NVDEC's own decode surfaces, a
-/// few dozen at most, and frames held by the pipeline's queues would leave the decoder none.
+/// A sampled frame in GPU memory, for the GPU path's kernels: an NV12 picture of `layout`. A
+/// copy in a pooled buffer of ours, not FFmpeg's surface: FFmpeg 5.1 hands out NVDEC's own
+/// decode surfaces, a few dozen at most, and frames held by the pipeline's queues would leave
+/// the decoder none.
 pub struct DeviceFrame {
     buffer: Pooled<DeviceAllocator<u8>>,
     stream: Arc<CudaStream>,
-    width: usize,
-    height: usize,
-    pitch: usize,
-    colour: YuvToBgr,
+    layout: Nv12Layout,
 }
 
 impl std::fmt::Debug for DeviceFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DeviceFrame({}×{}, pitch {})",
-            self.width, self.height, self.pitch
-        )
+        write!(f, "DeviceFrame({:?})", self.layout)
     }
 }
 
 impl DeviceFrame {
     /// (width, height) in the pixels faces are reported in.
     pub fn size(&self) -> (usize, usize) {
-        (self.width, self.height)
-    }
-
-    fn luma_len(&self) -> usize {
-        self.pitch * self.height
-    }
-
-    fn len(&self) -> usize {
-        self.luma_len() + self.pitch * self.height.div_ceil(2)
+        (self.layout.width, self.layout.height)
     }
 
     /// Device addresses of the luma and chroma planes.
     fn planes(&self) -> (u64, u64) {
         let (ptr, _read) = self.buffer.device_ptr(&self.stream);
-        (ptr, ptr + self.luma_len() as u64)
+        (ptr, ptr + self.layout.luma_len() as u64)
     }
 
     /// The frame as BGR in host memory, converted as the kernels convert it
     /// (`gpu::twin::nv12_to_bgr`), for the few places that need host pixels.
     pub fn to_host(&self) -> Result<BgrImage> {
+        let l = self.layout;
         let nv12 = self
             .stream
-            .clone_dtoh(&self.buffer.slice(..self.len()))
+            .clone_dtoh(&self.buffer.slice(..l.luma_len() + l.chroma_len()))
             .map_err(gpu_error("copying a frame to the host"))?;
         self.stream
             .synchronize()
             .map_err(gpu_error("copying a frame to the host"))?;
-        let (luma, chroma) = nv12.split_at(self.luma_len());
+        let (luma, chroma) = nv12.split_at(l.luma_len());
         Ok(super::twin::nv12_to_bgr(
-            luma,
-            chroma,
-            self.width,
-            self.height,
-            self.pitch,
-            &self.colour,
+            luma, chroma, l.width, l.height, l.pitch, &l.colour,
         ))
     }
 }
@@ -123,16 +104,11 @@ impl DevicePlane {
         })
     }
 
-    /// Copies a decoded NV12 picture (`planes`: luma and chroma addresses of FFmpeg's surface,
-    /// `dims`: width, height, pitch) into a buffer of ours, finished before returning so the
-    /// surface can go back to the decoder at once.
-    pub fn keep(
-        &self,
-        planes: (u64, u64),
-        (width, height, pitch): (usize, usize, usize),
-        colour: YuvToBgr,
-    ) -> Result<DeviceFrame> {
-        let (luma, chroma) = (pitch * height, pitch * height.div_ceil(2));
+    /// Copies a decoded NV12 picture of `layout` (`planes`: luma and chroma addresses of
+    /// FFmpeg's surface, `nvdec::nv12_surface`) into a buffer of ours, finished before returning
+    /// so the surface can go back to the decoder at once.
+    pub fn keep(&self, planes: (u64, u64), layout: Nv12Layout) -> Result<DeviceFrame> {
+        let (luma, chroma) = (layout.luma_len(), layout.chroma_len());
         let mut buffer = self.frames.take(luma + chroma)?;
         let ctx = self.gpu.context();
         ctx.bind_to_thread()
@@ -160,10 +136,7 @@ impl DevicePlane {
         Ok(DeviceFrame {
             buffer,
             stream: self.copy.clone(),
-            width,
-            height,
-            pitch,
-            colour,
+            layout,
         })
     }
 
@@ -206,15 +179,13 @@ pub struct DeviceFrames<'a> {
     input: Option<Pooled<DeviceAllocator<f32>>>,
 }
 
-/// Consecutive frames of `range` with the same `key` (geometry, colour): one kernel launch each.
-pub(crate) fn runs<K: PartialEq>(
-    range: Range<usize>,
-    key: impl Fn(usize) -> K,
-) -> Vec<Range<usize>> {
+/// Consecutive frames of `range` with the same layout (`layout(i)`: frame i's): one kernel
+/// launch each.
+pub(crate) fn runs(range: Range<usize>, layout: impl Fn(usize) -> Nv12Layout) -> Vec<Range<usize>> {
     let mut runs: Vec<Range<usize>> = Vec::new();
     for i in range {
         match runs.last_mut() {
-            Some(r) if key(r.start) == key(i) => r.end = i + 1,
+            Some(r) if layout(r.start) == layout(i) => r.end = i + 1,
             _ => runs.push(i..i + 1),
         }
     }
@@ -265,24 +236,21 @@ pub(crate) fn faces_per_run(
 
 impl DeviceFrames<'_> {
     fn runs(&self, range: Range<usize>) -> Vec<Range<usize>> {
-        let f = &self.frames;
-        runs(range, |i| {
-            (f[i].width, f[i].height, f[i].pitch, f[i].colour)
-        })
+        runs(range, |i| self.frames[i].layout)
     }
 
-    /// The kernels' view of frames `run` (all of one geometry).
+    /// The kernels' view of frames `run` (all of one layout).
     fn batch(&self, run: Range<usize>) -> Result<FrameBatch<'static>> {
-        let first = self.frames[run.start];
+        let layout = self.frames[run.start].layout;
         let planes: Vec<(u64, u64)> = self.frames[run].iter().map(|f| f.planes()).collect();
-        // SAFETY: every frame holds an NV12 picture of this geometry in this GPU's memory, in a
+        // SAFETY: every frame holds an NV12 picture of this layout in this GPU's memory, in a
         // buffer its `DeviceFrame` keeps for the life of `self`, written (and finished) by
         // `DevicePlane::keep`.
         unsafe {
             FrameBatch::from_raw(
                 &self.plane.detect,
-                FrameFormat::Nv12(first.colour),
-                (first.width, first.height, first.pitch),
+                FrameFormat::Nv12(layout.colour),
+                layout.dims(),
                 &planes,
             )
         }
@@ -295,7 +263,7 @@ impl Frames for DeviceFrames<'_> {
     }
 
     fn size(&self, i: usize) -> (usize, usize) {
-        (self.frames[i].width, self.frames[i].height)
+        self.frames[i].size()
     }
 
     fn detector_input(

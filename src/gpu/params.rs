@@ -117,6 +117,32 @@ impl YuvToBgr {
     }
 }
 
+/// How an NV12 picture lies in memory: `width`×`height` pixels in rows of `pitch` bytes, the
+/// luma plane then the interleaved chroma plane at half resolution, converted to BGR with
+/// `colour`. Frames of one layout go through the kernels in one launch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nv12Layout {
+    pub width: usize,
+    pub height: usize,
+    pub pitch: usize,
+    pub colour: YuvToBgr,
+}
+
+impl Nv12Layout {
+    pub fn luma_len(&self) -> usize {
+        self.pitch * self.height
+    }
+
+    pub fn chroma_len(&self) -> usize {
+        self.pitch * self.height.div_ceil(2)
+    }
+
+    /// (width, height, pitch), as `launch::FrameBatch` takes them.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.width, self.height, self.pitch)
+    }
+}
+
 /// What a model-input kernel writes: float32, or float16 as its bits (`u16`, the `*_f16` kernels)
 /// for fp16 engines.
 pub trait InputElement:

@@ -6,7 +6,7 @@ use super::emulated;
 use super::fixtures::{
     awkward_landmarks, detector_input, frame, input_spec, noise, nv12, CONVERSIONS, SIZES,
 };
-use super::params::{InputElement, Matrix, Normalize, Resize, YuvToBgr};
+use super::params::{InputElement, Matrix, Normalize, Nv12Layout, Resize, YuvToBgr};
 use super::twin;
 use crate::align::similarity::{chip_from_frame, invert};
 use crate::align::warp::warp_affine;
@@ -421,10 +421,12 @@ fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
                 .map(|((y, uv, pitch), p)| Nv12Frame {
                     luma: y,
                     chroma: uv,
-                    width: p.width,
-                    height: p.height,
-                    pitch: *pitch,
-                    colour: k,
+                    layout: Nv12Layout {
+                        width: p.width,
+                        height: p.height,
+                        pitch: *pitch,
+                        colour: k,
+                    },
                 })
                 .collect()
         };
@@ -470,9 +472,15 @@ fn device_frames_find_the_faces_and_cut_the_chips_host_frames_do() {
 fn faces_are_split_into_kernel_runs_in_order_and_out_of_order_lists_are_refused() {
     use super::frames::{faces_per_run, runs};
     let sizes = [(640, 360), (640, 360), (320, 240), (640, 360)];
-    let r = runs(0..4, |i| sizes[i]);
+    let layout = |i: usize| Nv12Layout {
+        width: sizes[i].0,
+        height: sizes[i].1,
+        pitch: sizes[i].0,
+        colour: YuvToBgr::new(Matrix::Bt601, false),
+    };
+    let r = runs(0..4, layout);
     assert_eq!(r, vec![0..2, 2..3, 3..4]);
-    assert_eq!(runs(1..3, |i| sizes[i]), vec![1..2, 2..3]);
+    assert_eq!(runs(1..3, layout), vec![1..2, 2..3]);
     let m = chip_from_frame(&awkward_landmarks(640.0, 360.0)[0], 224);
     let faces = [(0, m), (1, m), (1, m), (3, m)];
     let per_run = faces_per_run(&r, &faces).unwrap();

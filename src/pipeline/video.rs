@@ -23,7 +23,7 @@ use super::summary::{common_summary, input_record};
 use super::JobConfig;
 use crate::analyze::{AnalyzedFace, Analyzer};
 use crate::decode::ffmpeg::FfmpegSource;
-use crate::decode::{FrameSource, Nvdec, SampledFrame};
+use crate::decode::{FrameSource, SampledFrame};
 use crate::error::{Error, FailureKind, Result};
 use crate::progress::Progress;
 use crate::resume::identity::Fingerprint;
@@ -103,11 +103,7 @@ pub fn process_video(
 ) -> Result<u64> {
     let started = Instant::now();
     let timings_before = analyzer.timings();
-    let nvdec = analyzer.gpu().map(|device| Nvdec {
-        device,
-        keep: analyzer.finder.device_plane(),
-    });
-    let mut source = FfmpegSource::open(path, &cfg.decode, nvdec)?;
+    let mut source = FfmpegSource::open(path, &cfg.decode, analyzer.nvdec())?;
     let shown = progress.start_input(&out.stem, source.info().duration);
     let journal_path = out.file(".checkpoint.json");
     let names = analyzer.classifier_names();
